@@ -1,0 +1,57 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""LLaDA / LLaDA-1.5 / MMaDA language backbone: `model.transformer.blocks.{i}` with flat projections."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models.modeling_dlm_utils import rotary_cos_sin
+from .base import BlockLayout, ModelAdapter
+
+
+class LLaDAAdapter(ModelAdapter):
+    name = "llada"
+    # "mmada": MMaDA's language backbone uses the same tree and keys (see README: MMaDA support)
+    model_types = ("llada", "mmada")
+    is_diffusion = True
+    is_causal = False
+    shifts_logits = False
+    blocks_path = "model.transformer.blocks"
+    layout = BlockLayout(
+        attention="",
+        mlp="",
+        input_norm="attn_norm",
+        post_norm="ff_norm",
+        projections={
+            "q": "q_proj",
+            "k": "k_proj",
+            "v": "v_proj",
+            "o": "attn_out",
+            "gate": "ff_proj",
+            "up": "up_proj",
+            "down": "ff_out",
+        },
+    )
+
+    def head_dim(self, model: nn.Module) -> int:
+        return model.config.d_model // model.config.n_heads
+
+    def original_num_heads(self, model: nn.Module) -> int:
+        return int(model.config.n_heads)
+
+    def original_num_kv_heads(self, model: nn.Module) -> int:
+        return int(getattr(model.config, "n_kv_heads", None) or model.config.n_heads)
+
+    def rotary_cos_sin(self, model, position_ids, dtype):
+        config = model.config
+        if not getattr(config, "rope", True):
+            return None
+        return rotary_cos_sin(
+            position_ids, self.head_dim(model), float(config.rope_theta), dtype,
+            bool(getattr(config, "rope_full_precision", True)),
+        )
+
+    def record_structure(self, model, pruned_heads, mlp_widths):
+        model.config.pruned_heads = {int(k): sorted(v) for k, v in pruned_heads.items() if v}
+        model.config.mlp_hidden_sizes = [int(w) for w in mlp_widths]

@@ -1,0 +1,32 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""Registers our LLaDA and Dream classes with the transformers Auto classes (called once on package import)."""
+
+from __future__ import annotations
+
+import logging
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+
+from .configuration_dream import DreamConfig
+from .configuration_llada import LLaDAConfig
+from .modeling_dream import DreamModel
+from .modeling_llada import LLaDAModelLM
+
+logger = logging.getLogger(__name__)
+
+
+def register_auto_classes() -> None:
+    """Make `AutoConfig`/`AutoModel`/`AutoModelForCausalLM`/`AutoModelForMaskedLM` resolve `model_type` "llada" and
+    "Dream" to our implementations. Idempotent. Checkpoints whose config has an `auto_map` still load our classes
+    unless the user passes `trust_remote_code=True` themselves (we never switch it on)."""
+    for model_type, config_cls, model_cls in (("llada", LLaDAConfig, LLaDAModelLM), ("Dream", DreamConfig, DreamModel)):
+        try:
+            AutoConfig.register(model_type, config_cls, exist_ok=True)
+        except TypeError:  # older signature without exist_ok
+            AutoConfig.register(model_type, config_cls)
+        for auto in (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM):
+            try:
+                auto.register(config_cls, model_cls, exist_ok=True)
+            except TypeError:
+                auto.register(config_cls, model_cls)
+    logger.debug("registered llada and Dream with the transformers Auto classes")
