@@ -83,6 +83,15 @@ class DreamPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as usual, plus this modeling code and an `auto_map` so the checkpoint also loads without
+        optimum-sinkprune (plain transformers with `trust_remote_code=True`, chosen by the user)."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        for auto in ("AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"):
+            auto_map.setdefault(auto, "modeling_dream.DreamModel")
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         from transformers import initialization as init
 

@@ -29,4 +29,7 @@ def register_auto_classes() -> None:
                 auto.register(config_cls, model_cls, exist_ok=True)
             except TypeError:
                 auto.register(config_cls, model_cls)
+        # saving copies the modeling code next to the weights (self-contained checkpoints)
+        config_cls.register_for_auto_class()
+        model_cls.register_for_auto_class("AutoModel")
     logger.debug("registered llada and Dream with the transformers Auto classes")
