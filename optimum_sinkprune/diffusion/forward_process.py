@@ -40,8 +40,14 @@ def forward_process(
         t = t.reshape(1).expand(input_ids.shape[0])
     if t.shape != (input_ids.shape[0],):
         raise ValueError(f"t must be a scalar or have shape [batch]={input_ids.shape[0]}, got {tuple(t.shape)}")
-    if torch.any(t <= 0) or torch.any(t > 1):
+    if not bool(torch.all((t > 0) & (t <= 1))):  # written so that NaN fails too
         raise ValueError(f"t must lie in (0, 1], got {t.tolist()}")
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"eps must lie in [0, 1), got {eps}")
+    if maskable is not None and maskable.shape != input_ids.shape:
+        raise ValueError(
+            f"maskable must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(maskable.shape)}"
+        )
     p = mask_probability(t, eps)[:, None].expand(input_ids.shape)
     draw = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
     is_masked = draw < p

@@ -76,6 +76,8 @@ def elbo_log_likelihood(
 
     if mc_num < 1:
         raise ValueError(f"mc_num must be >= 1, got {mc_num}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if input_ids.dim() != 2 or input_ids.numel() == 0:
         raise ValueError(f"input_ids must be a non-empty [n, seq] tensor, got shape {tuple(input_ids.shape)}")
     adapter = get_adapter(model)
@@ -95,9 +97,10 @@ def elbo_log_likelihood(
     for _ in range(mc_num):
         total = 0.0
         for s in range(0, len(input_ids), batch_size):
-            ids = input_ids[s : s + batch_size]
+            # masks are drawn on CPU (where `gen` lives) whatever the model's device
+            ids = input_ids[s : s + batch_size].cpu()
             t = torch.rand(ids.shape[0], generator=gen).clamp_min(1e-6)
-            noisy, is_masked, p = forward_process(ids, t, mask_token_id, eps, gen, maskable[s : s + batch_size])
+            noisy, is_masked, p = forward_process(ids, t, mask_token_id, eps, gen, maskable[s : s + batch_size].cpu())
             am = None if attention_mask is None else attention_mask[s : s + batch_size].to(device)
             logits = adapter.logits(model, noisy.to(device), am).float()
             is_masked = is_masked.to(device)

@@ -68,10 +68,17 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
 def bidirectional_mask(
     attention_mask: torch.Tensor | None, dtype: torch.dtype, query_len: int
 ) -> torch.Tensor | None:
-    """Additive [batch, 1, query_len, key_len] mask from a [batch, key_len] padding mask (keys only; no causality)."""
+    """Additive [batch, 1, query_len, key_len] mask from a [batch, key_len] padding mask (keys only; no causality).
+
+    A 4D mask passes through: additive as it is, boolean (True = attend) converted to additive."""
     if attention_mask is None:
         return None
     if attention_mask.dim() == 4:
+        # a prepared 4D mask is additive; a boolean one (True = attend, SDPA's convention) would otherwise be *added*
+        # as 0/1 by the eager path, so convert it
+        if attention_mask.dtype == torch.bool:
+            bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
+            return bias.masked_fill(~attention_mask, torch.finfo(dtype).min)
         return attention_mask
     keep = attention_mask[:, None, None, :].to(torch.bool)
     bias = torch.zeros(keep.shape, dtype=dtype, device=attention_mask.device)

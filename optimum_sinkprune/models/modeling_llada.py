@@ -194,6 +194,17 @@ class LLaDAModelLM(LLaDAPreTrainedModel, GenerationMixin):
     def get_output_embeddings(self):
         return None if self.config.weight_tying else self.model.transformer.ff_out
 
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        # needed by `resize_token_embeddings` (the base class looks for an `lm_head` attribute otherwise)
+        self.model.transformer.ff_out = new_embeddings
+
+    def resize_token_embeddings(self, *args, **kwargs) -> nn.Embedding:
+        """As in transformers, and keep `config.embedding_size` (the rows this class builds) equal to the new table,
+        so that the resized model saves and reloads."""
+        embeddings = super().resize_token_embeddings(*args, **kwargs)
+        self.config.embedding_size = embeddings.num_embeddings
+        return embeddings
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

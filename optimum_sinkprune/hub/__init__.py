@@ -1,0 +1,25 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""Saving and publishing pruned checkpoints: atomic `save_pruned_model`, generated model cards, `push_to_hub`."""
+
+from .model_card import build_model_card, default_template_path
+from .push import (
+    HubPushError,
+    MissingTokenError,
+    push_pruned_model,
+    push_to_hub,
+    validate_checkpoint_folder,
+    validate_repo_id,
+)
+from .save import save_pruned_model
+
+__all__ = [
+    "HubPushError",
+    "MissingTokenError",
+    "build_model_card",
+    "default_template_path",
+    "push_pruned_model",
+    "push_to_hub",
+    "save_pruned_model",
+    "validate_checkpoint_folder",
+    "validate_repo_id",
+]

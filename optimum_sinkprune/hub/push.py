@@ -1,0 +1,375 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""Publishing a saved pruned checkpoint to the Hugging Face Hub in one commit, with retries on transient errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub.utils import validate_repo_id as _hf_validate_repo_id
+
+from .model_card import redact_secrets
+from .save import CONFIG_KEY
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_STATUS_CODES = (408, 429, 500, 502, 503, 504)
+BASE_RETRY_DELAY_S = 2.0
+MAX_RETRY_DELAY_S = 60.0
+# Remote files a previous push may have left that this checkpoint no longer has (e.g. a different shard count, or a
+# report of an earlier pruning):
+# deleted in the same commit so the repo mirrors the folder. Other remote files are left alone.
+STALE_PATTERNS = ("*.safetensors", "model.safetensors.index.json", "plots/*", "pruning_report.json",
+                  "sink_report.json", "sampler_config.json")
+REPO_ID_PLACEHOLDER = "<repo-or-folder>"
+DEFAULT_COMMIT_MESSAGE = "Upload pruned model with optimum-sinkprune"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+class MissingTokenError(ValueError):
+    """No Hugging Face token was given or found (argument, `HF_TOKEN`, or `hf auth login`)."""
+
+
+class HubPushError(RuntimeError):
+    """Pushing failed. The message says why and the command to retry; it never contains the token.
+
+    Attributes:
+        status_code (`int` or `None`): the HTTP status of the last failure, if any.
+        retry_command (`str`): the `sinkprune push ...` command that retries this push.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, retry_command: str):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_command = retry_command
+
+
+def validate_repo_id(repo_id: str) -> str:
+    """Check that `repo_id` is a Hub model id `namespace/name` and return it.
+
+    Raises:
+        `ValueError`: naming the value and the rules.
+    """
+    rules = (
+        "expected 'namespace/name' (your user or organisation name, a slash, the model name) using letters, digits, "
+        "'-', '_' and '.', at most 96 characters, without '--' or '..' and not ending in '.git'"
+    )
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id={repo_id!r} is not a valid Hub model id: {rules}")
+    try:
+        _hf_validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"repo_id={repo_id!r} is not a valid Hub model id: {rules}") from err
+    return repo_id
+
+
+def validate_checkpoint_folder(folder: str | os.PathLike) -> Path:
+    """Check that `folder` is a pruned checkpoint written by `save_pruned_model`: a `config.json` carrying
+    `sink_pruning_config`, safetensors weights (every shard of an index present) and no pickle weight files.
+
+    Returns:
+        `Path`: the folder.
+
+    Raises:
+        `FileNotFoundError`: the folder does not exist.
+        `ValueError`: it is not a pruned checkpoint (the message says what is missing).
+    """
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"folder={str(folder)!r} is not a directory")
+    how = "save it with optimum_sinkprune.hub.save_pruned_model or `sinkprune prune ... --output DIR`"
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"folder={str(folder)!r} is not a pruned checkpoint: it has no config.json ({how})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"folder={str(folder)!r}: config.json is not valid JSON ({err})") from err
+    if not isinstance(config, dict) or not isinstance(config.get(CONFIG_KEY), dict):
+        raise ValueError(
+            f"folder={str(folder)!r} is not a pruned checkpoint: config.json has no '{CONFIG_KEY}' ({how})"
+        )
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ValueError(
+            f"folder={str(folder)!r} contains pickle weight files {pickles}; pruned checkpoints are safetensors-only, "
+            "remove them before pushing"
+        )
+    index_path = path / "model.safetensors.index.json"
+    if index_path.is_file():
+        weight_map = json.loads(index_path.read_text(encoding="utf-8")).get("weight_map", {})
+        missing = sorted({f for f in weight_map.values() if not (path / f).is_file()})
+        if not weight_map or missing:
+            raise ValueError(
+                f"folder={str(folder)!r}: shards listed in model.safetensors.index.json are missing: {missing}"
+            )
+    elif not any(path.glob("*.safetensors")):
+        raise ValueError(f"folder={str(folder)!r} is not a pruned checkpoint: it has no *.safetensors weights ({how})")
+    return path
+
+
+def resolve_endpoint(endpoint: str | None) -> str:
+    """The Hub endpoint: the argument, else `HF_ENDPOINT` read now (so setting it after import works), else
+    huggingface_hub's default (which honours `HUGGINGFACE_CO_STAGING`)."""
+    chosen = endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    return chosen.rstrip("/")
+
+
+def retry_command(
+    folder, repo_id: str, *, private: bool = False, revision: str | None = None, create_pr: bool = False,
+    commit_message: str | None = None, endpoint: str | None = None,
+) -> str:
+    """The `sinkprune push` command that redoes a push (never with the token: it comes from HF_TOKEN or the login).
+    `endpoint` is included only when it was given explicitly (HF_ENDPOINT stays set in the user's shell)."""
+    parts = ["sinkprune", "push", str(folder), repo_id]
+    if private:
+        parts.append("--private")
+    if revision:
+        parts += ["--revision", revision]
+    if create_pr:
+        parts.append("--create-pr")
+    if commit_message:
+        parts += ["--commit-message", commit_message]
+    if endpoint:
+        parts += ["--endpoint", endpoint]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _status_of(err: BaseException) -> int | None:
+    """The HTTP status anywhere in the exception chain (LFS upload errors wrap the HTTP error)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        response = getattr(err, "response", None)
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int):
+            return status
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _is_transient(err: BaseException) -> bool:
+    """Worth retrying: 408/429/5xx answers, and network failures (connection refused/reset, timeouts)."""
+    import httpx2
+
+    status = _status_of(err)
+    if status is not None:
+        return status in TRANSIENT_STATUS_CODES
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (httpx2.TransportError, ConnectionError, TimeoutError)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _require_token(token: str | None) -> str:
+    """The token to use: the argument, else HF_TOKEN, else the token saved by `hf auth login` (huggingface_hub's
+    usual sources), checked before any network call."""
+    token = token or get_token()
+    if not token:
+        raise MissingTokenError(
+            "No Hugging Face token found: pass token= (CLI: --token), set the HF_TOKEN environment variable, or run "
+            "`hf auth login`. Pushing needs a token with write access."
+        )
+    return token
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _reason(err: BaseException, status: int | None, repo_id: str, endpoint: str, attempts: int) -> str:
+    if status == 401:
+        return ("the Hub rejected the token (401 Unauthorized); check the token given with --token / token=, "
+                "HF_TOKEN, or `hf auth login`")
+    if status == 403:
+        return (f"the token is not allowed to write to {repo_id} (403 Forbidden); use a token with write access to "
+                f"the '{repo_id.split('/')[0]}' namespace")
+    if status == 404:
+        return f"the Hub answered 404 Not Found for {repo_id} (wrong namespace, revision, or endpoint {endpoint}?)"
+    if _is_transient(err):
+        what = f"HTTP {status}" if status is not None else f"{type(err).__name__}: {err}"
+        return f"the Hub at {endpoint} kept failing ({what}) after {attempts} attempt(s)"
+    return f"{type(err).__name__}: {err}"
+
+
+def _commit_operations(folder: Path, repo_id: str) -> list[CommitOperationAdd]:
+    """One addition per file of the folder (hidden files and caches skipped); the card's repo placeholder is filled
+    in with `repo_id` in the uploaded copy only (the local folder is never modified)."""
+    ops = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            continue
+        if rel.as_posix() == "README.md":
+            text = path.read_text(encoding="utf-8").replace(REPO_ID_PLACEHOLDER, repo_id)
+            ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=text.encode("utf-8")))
+        else:
+            ops.append(CommitOperationAdd(path_in_repo=rel.as_posix(), path_or_fileobj=str(path)))
+    return ops
+
+
+def _push_once(api: HfApi, folder: Path, repo_id: str, *, private, revision, create_pr, commit_message) -> str:
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    if revision and not create_pr:
+        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+    additions = _commit_operations(folder, repo_id)
+    local = {op.path_in_repo for op in additions}
+    remote = api.list_repo_files(repo_id, repo_type="model", revision=revision)
+    deletions = [
+        CommitOperationDelete(path_in_repo=p)
+        for p in filter_repo_objects(remote, allow_patterns=list(STALE_PATTERNS))
+        if p not in local
+    ]
+    info = api.create_commit(
+        repo_id,
+        operations=[*deletions, *additions],
+        commit_message=commit_message,
+        repo_type="model",
+        revision=revision,
+        create_pr=create_pr,
+    )
+    if info.pr_url:
+        logger.info("opened pull request %s", info.pr_url)
+    return info.commit_url
+
+
+def push_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+    max_retries: int = 3,
+) -> str:
+    r"""Upload a saved pruned checkpoint to the Hub in one commit.
+
+    Validates the repo id and the folder (a `config.json` with `sink_pruning_config`, safetensors weights) and finds
+    the token before any network call; then creates the repo if needed (`exist_ok`), creates `revision` as a branch
+    if needed, and commits every file of the folder with `HfApi.create_commit` (LFS/Xet uploads included) in a single
+    commit. Weight shards or plots left in the repo by an earlier push that this folder no longer has are deleted in
+    that same commit. Transient failures (408, 429, 5xx, network errors) are retried with exponential back-off; 401,
+    403 and other client errors are not. The local folder is never modified.
+
+    Args:
+        folder (`str` or `os.PathLike`): the checkpoint folder (from `save_pruned_model`).
+        repo_id (`str`): `namespace/name` on the Hub.
+        private (`bool`, defaults to `False`): create the repo private (ignored when it already exists).
+        token (`str`, *optional*): a write token; defaults to `HF_TOKEN`, then the token saved by `hf auth login`.
+            Never logged, printed or written.
+        revision (`str`, *optional*): branch to commit to (created from main if missing); defaults to main.
+        create_pr (`bool`, defaults to `False`): open a pull request with the commit instead of committing directly.
+        commit_message (`str`, *optional*): defaults to `DEFAULT_COMMIT_MESSAGE`.
+        endpoint (`str`, *optional*): the Hub URL; defaults to `HF_ENDPOINT`, then https://huggingface.co.
+        max_retries (`int`, defaults to 3): retries after a transient failure.
+
+    Returns:
+        `str`: the URL of the commit.
+
+    Raises:
+        `ValueError`: invalid `repo_id` / `max_retries`, or `folder` is not a pruned checkpoint.
+        `FileNotFoundError`: `folder` does not exist.
+        [`MissingTokenError`]: no token given or found.
+        [`HubPushError`]: the Hub refused or kept failing; the message names the retry command.
+    """
+    validate_repo_id(repo_id)
+    path = validate_checkpoint_folder(folder)
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    retry = retry_command(path, repo_id, private=private, revision=revision, create_pr=create_pr,
+                          commit_message=commit_message, endpoint=endpoint)
+    commit_message = commit_message or DEFAULT_COMMIT_MESSAGE
+    token = _require_token(token)
+    endpoint = resolve_endpoint(endpoint)
+    from .. import __version__
+
+    api = HfApi(endpoint=endpoint, token=token, library_name="optimum-sinkprune", library_version=__version__)
+    delay = BASE_RETRY_DELAY_S
+    for attempt in range(max_retries + 1):
+        try:
+            url = _push_once(api, path, repo_id, private=private, revision=revision, create_pr=create_pr,
+                             commit_message=commit_message)
+            logger.info("pushed %s to %s: %s", path, repo_id, url)
+            return url
+        except Exception as err:  # classified below; KeyboardInterrupt propagates (the folder is intact anyway)
+            status = _status_of(err)
+            if _is_transient(err) and attempt < max_retries:
+                logger.warning("transient error pushing to %s (%s); retry %d/%d in %.0f s", repo_id,
+                               f"HTTP {status}" if status else type(err).__name__, attempt + 1, max_retries, delay)
+                _sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+                continue
+            # the reason quotes the server's answer: scrub anything token-like from it (not from the paths)
+            reason = redact_secrets(_reason(err, status, repo_id, endpoint, attempt + 1).replace(token, "***"))
+            message = (
+                f"Pushing {path} to {repo_id} failed: {reason}. The local checkpoint is intact. To retry, run: {retry}"
+            )
+            raise HubPushError(message, status_code=status, retry_command=retry) from err
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def push_pruned_model(
+    model,
+    repo_id: str,
+    *,
+    save_directory: str | os.PathLike | None = None,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+    max_retries: int = 3,
+    **save_kwargs,
+) -> str:
+    r"""Save a pruned model with [`save_pruned_model`] and push the folder with [`push_to_hub`] (what
+    `SinkAwarePruner.push_to_hub` does).
+
+    The repo id and the token are checked before anything is saved. Without `save_directory` the checkpoint goes to
+    a temporary folder that is deleted after a successful push and kept after a failed one, so that the retry command
+    in the [`HubPushError`] works.
+
+    Args:
+        model (`nn.Module`): the pruned model.
+        repo_id (`str`): `namespace/name` on the Hub.
+        save_directory (`str` or `os.PathLike`, *optional*): where to save first (kept).
+        private, token, revision, create_pr, commit_message, endpoint, max_retries: as in [`push_to_hub`].
+        save_kwargs: keyword arguments of [`save_pruned_model`] (`pruning_config` is required).
+
+    Returns:
+        `str`: the URL of the commit.
+    """
+    from .save import save_pruned_model
+
+    validate_repo_id(repo_id)
+    _require_token(token)
+    scratch = None
+    if save_directory is None:
+        scratch = Path(tempfile.mkdtemp(prefix="sinkprune-push-"))
+        save_directory = scratch / repo_id.split("/")[1]
+    try:
+        folder = save_pruned_model(model, save_directory, **save_kwargs)
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    url = push_to_hub(folder, repo_id, private=private, token=token, revision=revision, create_pr=create_pr,
+                      commit_message=commit_message, endpoint=endpoint, max_retries=max_retries)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return url
