@@ -1,0 +1,102 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""Maskers (pure: scores -> bool mask, True = prune) and `apply_mask`, the one place that zeroes weights.
+
+Ties are broken by position (stable sorts), so the same scores always give the same mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _lowest_k(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Bool mask marking the k lowest entries of `scores` along `dim` (stable: earlier index wins a tie)."""
+    mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    if k <= 0:
+        return mask
+    order = torch.sort(scores, dim=dim, stable=True).indices
+    return mask.scatter_(dim, order.narrow(dim, 0, k), True)
+
+
+def unstructured_row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Prune the `floor(in_features · sparsity)` lowest-scoring weights of every output row (Wanda's comparison group).
+
+    Args:
+        scores: [out, in] importance scores.
+        sparsity: fraction in [0, 1).
+
+    Returns:
+        bool [out, in], True where the weight is pruned; every row has exactly the same count.
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be [out, in], got shape {tuple(scores.shape)}")
+    return _lowest_k(scores, int(scores.shape[1] * sparsity), dim=1)
+
+
+def unstructured_matrix_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Prune the `floor(numel · sparsity)` lowest-scoring weights of the whole matrix (magnitude pruning's group)."""
+    flat = scores.reshape(-1)
+    return _lowest_k(flat, int(flat.numel() * sparsity), dim=0).reshape(scores.shape)
+
+
+def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """N:M: in every group of `m` consecutive input columns of a row keep the `n` highest scores, prune the rest.
+
+    Raises:
+        ValueError: when `in_features` is not a multiple of `m` or not 0 < n < m.
+    """
+    if not 0 < n < m:
+        raise ValueError(f"N:M needs 0 < n < m, got n={n}, m={m}")
+    rows, cols = scores.shape
+    if cols % m:
+        raise ValueError(f"in_features={cols} is not a multiple of M={m}; an N:M pattern needs whole groups")
+    groups = scores.reshape(rows, cols // m, m)
+    return _lowest_k(groups, m - n, dim=2).reshape(rows, cols)
+
+
+def select_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None, *, per_row: bool = True):
+    """The mask of the configured pattern: N:M when `nm` is set, else per-row (or whole-matrix) unstructured."""
+    if nm is not None:
+        return nm_mask(scores, *nm)
+    return unstructured_row_mask(scores, sparsity) if per_row else unstructured_matrix_mask(scores, sparsity)
+
+
+@torch.no_grad()
+def apply_mask(layer: nn.Linear, mask: torch.Tensor, new_weight: torch.Tensor | None = None) -> int:
+    """Zero `layer.weight` where `mask` is True (after writing `new_weight`, e.g. SparseGPT's reconstruction).
+
+    The only function in optimum-sinkprune that writes pruned weights. Works in place on the parameter's own device
+    and dtype; for accelerate-offloaded modules (weights on the meta device) the offloaded copy is updated.
+
+    Returns:
+        the number of zeros written by the mask.
+    """
+    weight = layer.weight
+    if tuple(mask.shape) != tuple(weight.shape):
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(weight.shape)}")
+    if new_weight is not None and tuple(new_weight.shape) != tuple(weight.shape):
+        raise ValueError(f"new_weight shape {tuple(new_weight.shape)} does not match weight {tuple(weight.shape)}")
+    target = _offloaded_weight(layer) if weight.device.type == "meta" else weight.data
+    if new_weight is not None:
+        target.copy_(new_weight.to(device=target.device, dtype=target.dtype))
+    target.masked_fill_(mask.to(target.device), 0)
+    return int(mask.sum())
+
+
+def _offloaded_weight(layer: nn.Module) -> torch.Tensor:
+    """The real tensor behind an accelerate-offloaded `layer.weight` (CPU offload keeps it in the hook's weights_map)."""
+    hook = getattr(layer, "_hf_hook", None)
+    weights_map = getattr(hook, "weights_map", None)
+    if weights_map is None:
+        raise ValueError(f"{type(layer).__name__} has its weight on the meta device and no accelerate offload map")
+    value = weights_map["weight"]
+    if value.device.type == "meta":
+        raise ValueError("weights offloaded to disk cannot be pruned in place; offload to CPU instead")
+    return value
+
+
+def read_weight(layer: nn.Module) -> torch.Tensor:
+    """`layer.weight` as a real tensor (the offloaded copy for accelerate CPU offload)."""
+    weight = layer.weight
+    return _offloaded_weight(layer) if weight.device.type == "meta" else weight.data

@@ -1,0 +1,86 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""SparseGPT (Frantar & Alistarh 2023): OBS mask selection and weight reconstruction from a layer Hessian.
+
+Pure: takes the weight and H = 2·XᵀX/n, returns the reconstructed weight and the mask; `apply_mask` writes them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .masks import _lowest_k
+
+
+def dampened_inverse_cholesky(hessian: torch.Tensor, dampening: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upper Cholesky factor of (H + λI)⁻¹ with λ = dampening · mean(diag H), after fixing dead inputs.
+
+    Returns:
+        `(hinv_chol, dead)`: the factor [in, in] and the bool mask of inputs never active (diag H == 0).
+    """
+    h = hessian.detach().to(torch.float32).clone()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1.0
+    damp = dampening * torch.mean(torch.diag(h))
+    idx = torch.arange(h.shape[0], device=h.device)
+    h[idx, idx] += damp
+    chol = torch.linalg.cholesky(h)
+    inv = torch.cholesky_inverse(chol)
+    return torch.linalg.cholesky(inv, upper=True), dead
+
+
+def sparsegpt_prune(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    *,
+    sparsity: float,
+    nm: tuple[int, int] | None = None,
+    block_size: int = 128,
+    dampening: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prune and reconstruct one linear layer.
+
+    Columns are processed in blocks of `block_size`. Unstructured: per block, the `floor(numel · sparsity)` weights
+    with the lowest w² / [H⁻¹]²_jj (over all rows of the block) are pruned. N:M: in each group of M columns, per row,
+    the M − N lowest are pruned. After each column the error (w − q)/[H⁻¹]_jj is propagated to the later columns.
+
+    Args:
+        weight: [out, in].
+        hessian: [in, in], H = 2·XᵀX / n.
+
+    Returns:
+        `(new_weight, mask)`: float32 reconstructed weight with zeros at the mask, and bool [out, in] (True = pruned).
+    """
+    w = weight.detach().to(torch.float32).clone()
+    rows, cols = w.shape
+    hinv, dead = dampened_inverse_cholesky(hessian.to(w.device), dampening)
+    w[:, dead] = 0
+    mask = torch.zeros_like(w, dtype=torch.bool)
+    for i1 in range(0, cols, block_size):
+        i2 = min(i1 + block_size, cols)
+        w1 = w[:, i1:i2].clone()
+        q1 = torch.zeros_like(w1)
+        err1 = torch.zeros_like(w1)
+        hinv1 = hinv[i1:i2, i1:i2]
+        diag1 = torch.diag(hinv1)
+        if nm is None:
+            metric = w1.square() / diag1[None, :].square()
+            mask1 = _lowest_k(metric.reshape(-1), int(metric.numel() * sparsity), dim=0).reshape(metric.shape)
+        else:
+            mask1 = torch.zeros_like(w1, dtype=torch.bool)
+        for i in range(i2 - i1):
+            col = w1[:, i]
+            d = hinv1[i, i]
+            if nm is not None and i % nm[1] == 0:
+                n, m = nm
+                group = w1[:, i:i + m].square() / diag1[i:i + m][None, :].square()
+                mask1[:, i:i + m] = _lowest_k(group, group.shape[1] - n if group.shape[1] == m else 0, dim=1)
+            q = col.clone()
+            q[mask1[:, i]] = 0
+            q1[:, i] = q
+            err = (col - q) / d
+            w1[:, i:] -= err[:, None] * hinv1[i, i:][None, :]
+            err1[:, i] = err
+        w[:, i1:i2] = q1
+        mask[:, i1:i2] = mask1
+        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    return w, mask
