@@ -438,25 +438,11 @@ class SinkAwarePruner:
             raise ValueError("nothing to save yet: call prune() first")
         save_directory = os.fspath(save_directory)
         report = self.report.to_dict() if self.report is not None else None
-        try:
-            from .hub.save import save_pruned_model
-        except ModuleNotFoundError as err:
-            if err.name not in ("optimum_sinkprune.hub.save", "optimum_sinkprune.hub"):
-                raise
-            save_pruned_model = None
-        if save_pruned_model is not None:
-            save_pruned_model(self.model, save_directory, tokenizer=self.tokenizer,
-                              pruning_config=self.config.to_dict(), report=report, overwrite=overwrite,
-                              base_model=self.base_model, **card_kwargs)
-        else:  # until the hub module exists: a plain (non-atomic) save
-            if os.path.isdir(save_directory) and os.listdir(save_directory) and not overwrite:
-                raise FileExistsError(f"{save_directory!r} exists and is not empty; pass overwrite=True")
-            self.model.save_pretrained(save_directory)
-            if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(save_directory)
-        if not os.path.isfile(os.path.join(save_directory, "sink_pruning_config.json")):
-            self.config.save_pretrained(save_directory)
-        return save_directory
+        from .hub.save import save_pruned_model
+
+        return save_pruned_model(self.model, save_directory, tokenizer=self.tokenizer,
+                                 pruning_config=self.config.to_dict(), report=report, overwrite=overwrite,
+                                 base_model=self.base_model, **card_kwargs)
 
     def push_to_hub(self, repo_id: str, *, save_directory: str | os.PathLike | None = None, **push_kwargs) -> str:
         """Save (atomically, with the model card) and push to the Hub via

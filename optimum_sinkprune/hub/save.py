@@ -21,6 +21,7 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 CONFIG_KEY = "sink_pruning_config"
+PRUNING_CONFIG_NAME = "sink_pruning_config.json"
 SAMPLER_CONFIG_NAME = "sampler_config.json"
 SINK_REPORT_NAME = "sink_report.json"
 PRUNING_REPORT_NAME = "pruning_report.json"
@@ -209,6 +210,8 @@ def _write_checkpoint(
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config[CONFIG_KEY] = stamp_pruning_config(pruning_config)
     _write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    # the PEFT-style JSON beside the weights (SinkAwarePruningConfig.from_pretrained reads it), inside the atomic save
+    _write_text(tmp / PRUNING_CONFIG_NAME, json.dumps(dict(pruning_config), indent=2, sort_keys=True) + "\n")
 
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)

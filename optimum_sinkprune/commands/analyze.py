@@ -1,0 +1,184 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""`sinkprune analyze MODEL --output DIR`: sink dynamics over the denoising trajectory (report.json + PNG plots)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+NAME = "analyze"
+HELP = (
+    "Measure where attention sinks sit across the denoising trajectory of a diffusion LM (optionally next to an "
+    "autoregressive baseline); writes report.json, summary.md and PNG plots."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="local model folder or Hub id of a supported DLM")
+    parser.add_argument("--output", required=True, help="output folder (created if missing)")
+    parser.add_argument("--ar-baseline", default=None, metavar="MODEL", help="an autoregressive model to compare with")
+    parser.add_argument("--steps", type=int, default=50, help="diffusion steps; t = s/steps (default 50)")
+    parser.add_argument("--sample-interval", type=int, default=5, help="analyse every n-th step (default 5)")
+    parser.add_argument("--num-samples", type=int, default=8, help="calibration sequences (default 8)")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence, BOS included (default 128)")
+    parser.add_argument(
+        "--data", default=None, metavar="FILE",
+        help="texts: .jsonl with a 'text' field, or plain text with one passage per line "
+        "(default: the packaged calibration passages)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the forward-process masks (default 0)")
+    parser.add_argument("--top-k", type=int, default=3, help="top positions per head for the sink share (default 3)")
+    parser.add_argument("--k-std", type=float, default=2.0, help="sink-set threshold: mean + k·std (default 2)")
+    parser.add_argument(
+        "--gen-length", type=int, default=0,
+        help="also analyse a sampler run generating this many tokens after a prompt cut from each sample (0: off)",
+    )
+    parser.add_argument("--prompt-len", type=int, default=16, help="prompt tokens for --gen-length (default 16)")
+    parser.add_argument(
+        "--dtype", default="float32", choices=sorted(DTYPES),
+        help="weights dtype (default float32; attention mass is always computed in float32)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write the JSON report only")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true",
+        help="allow running modeling code shipped with the checkpoint (only for sources you trust)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def read_texts(path: str) -> list[str]:
+    """Texts from a .jsonl file (field 'text') or a plain text file (one passage per non-empty line)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--data {path!r} does not exist")
+    texts: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            if path.endswith(".jsonl"):
+                try:
+                    texts.append(json.loads(line)["text"])
+                except (json.JSONDecodeError, KeyError, TypeError) as err:
+                    raise ValueError(f"--data {path}:{line_no} is not a JSON object with a 'text' field ({err})") from err
+            else:
+                texts.append(line.rstrip("\n"))
+    if not texts:
+        raise ValueError(f"--data {path!r} holds no text")
+    return texts
+
+
+def tokenize_texts(
+    tokenizer, texts: list[str], *, num_samples: int, seq_len: int
+) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """[num_samples, seq_len] ids (BOS first when the tokenizer has one, right-padded) and the padding mask."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    pad = 0 if pad is None else pad
+    rows = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = ([bos] if bos is not None else []) + list(ids)
+        ids = ids[:seq_len]
+        if len(ids) >= 2:
+            rows.append(ids)
+        if len(rows) == num_samples:
+            break
+    if not rows:
+        raise ValueError("no text produced at least 2 tokens; check --data")
+    if len(rows) < num_samples:
+        logger.warning("only %d of the requested %d samples are available", len(rows), num_samples)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def load_model_and_tokenizer(name: str, *, trust_remote_code: bool, dtype: str = "float32"):
+    import optimum_sinkprune  # noqa: F401  (registers LLaDA / Dream with the Auto classes)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not one of {sorted(DTYPES)}")
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    return model.eval(), tokenizer
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("steps", "sample_interval", "num_samples", "seq_len", "top_k", "prompt_len"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.sample_interval > args.steps:
+        raise ValueError(f"--sample-interval {args.sample_interval} must be <= --steps {args.steps}")
+    if args.gen_length < 0:
+        raise ValueError(f"--gen-length must be >= 0, got {args.gen_length}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..adapters import get_adapter
+    from ..analysis import build_sink_report, plot_report, summary_markdown
+
+    _check_args(args)
+    if not args.no_plots:
+        try:  # fail before the analysis, not after it
+            import matplotlib  # noqa: F401
+        except ImportError as err:
+            raise ValueError(
+                "plots need matplotlib: `pip install optimum-sinkprune[plot]`, or pass --no-plots"
+            ) from err
+    if args.data is not None:
+        texts = read_texts(args.data)
+    else:
+        from ..assets import load_calibration_texts
+
+        texts = load_calibration_texts()
+    model, tokenizer = load_model_and_tokenizer(args.model, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
+    adapter = get_adapter(model)
+    if not adapter.is_diffusion:
+        logger.warning("%s is autoregressive: its input does not change across steps", args.model)
+    ids, mask = tokenize_texts(tokenizer, texts, num_samples=args.num_samples, seq_len=args.seq_len)
+    ar_model = ar_ids = ar_mask = None
+    if args.ar_baseline:
+        ar_model, ar_tok = load_model_and_tokenizer(
+            args.ar_baseline, trust_remote_code=args.trust_remote_code, dtype=args.dtype
+        )
+        get_adapter(ar_model)
+        ar_ids, ar_mask = tokenize_texts(ar_tok, texts, num_samples=args.num_samples, seq_len=args.seq_len)
+    generation_prompt = generation_kwargs = None
+    if args.gen_length > 0:
+        generation_prompt = ids[:, : min(args.prompt_len, ids.shape[1])]
+        steps = max(1, min(args.steps, args.gen_length))
+        generation_kwargs = dict(steps=steps, gen_length=args.gen_length, block_length=args.gen_length)
+        prompt_mask = mask[:, : generation_prompt.shape[1]]
+        if not bool(prompt_mask.all()):
+            generation_kwargs["attention_mask"] = prompt_mask
+    report = build_sink_report(
+        model, ids, attention_mask=mask if not bool(mask.all()) else None,
+        ar_model=ar_model, ar_input_ids=ar_ids, ar_attention_mask=None if ar_mask is None or bool(ar_mask.all()) else ar_mask,
+        steps=args.steps, sample_interval=args.sample_interval, seed=args.seed, top_k=args.top_k, k_std=args.k_std,
+        generation_prompt=generation_prompt, generation_kwargs=generation_kwargs,
+        generation_sample_interval=max(1, args.sample_interval // 2),
+        model_name=args.model, ar_model_name=args.ar_baseline, progress=not args.no_progress,
+    )
+    os.makedirs(args.output, exist_ok=True)
+    report.to_json(os.path.join(args.output, "report.json"))
+    table = summary_markdown(report)
+    with open(os.path.join(args.output, "summary.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    if not args.no_plots:
+        plot_report(report, args.output)
+    print(table)
+    print(f"wrote {args.output}/report.json" + ("" if args.no_plots else " and plots"))
+    return 0

@@ -1,0 +1,121 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""The lm-evaluation-harness model, run offline on the local multiple-choice task in tests/data/lm_eval_tasks."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is not installed (the `eval` / `test` extras)")
+yaml = pytest.importorskip("yaml")
+
+from lm_eval.api.instance import Instance  # noqa: E402
+
+from optimum_sinkprune.evaluation import lm_eval_model  # noqa: E402
+from optimum_sinkprune.evaluation.lm_eval_model import (  # noqa: E402
+    SinkPruneDLM,
+    cut_at_stop_sequences,
+    split_context_continuation,
+)
+from optimum_sinkprune.evaluation.scoring import score_continuation  # noqa: E402
+
+TASKS = Path(__file__).resolve().parents[1] / "data" / "lm_eval_tasks"
+
+
+def _task_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped task with absolute data paths and a private datasets cache."""
+    cfg = yaml.safe_load((TASKS / "sinkprune_tiny_mc.yaml").read_text())
+    cfg["dataset_kwargs"]["data_files"]["test"] = str(TASKS / "sinkprune_tiny_mc.jsonl")
+    cfg["dataset_kwargs"]["cache_dir"] = str(tmp_path / "datasets_cache")
+    out = tmp_path / "tasks"
+    out.mkdir()
+    (out / "sinkprune_tiny_mc.yaml").write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def _expected_accuracy(bias: dict[str, float]) -> float:
+    import json
+
+    rows = [json.loads(line) for line in (TASKS / "sinkprune_tiny_mc.jsonl").read_text().splitlines()]
+    hits = [max(range(len(r["choices"])), key=lambda i: bias[r["choices"][i]]) == r["answer"] for r in rows]
+    return sum(hits) / len(hits)
+
+
+def test_simple_evaluate_on_the_local_multiple_choice_task(
+    monkeypatch, tmp_path, tokenizer, constant_model, constant_bias
+):
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    lm = SinkPruneDLM(model=constant_model, tokenizer=tokenizer, mc_num=8, batch_size=8, progress=False)
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=["sinkprune_tiny_mc"],
+        task_manager=TaskManager(include_path=str(_task_dir(tmp_path)), include_defaults=False),
+        log_samples=False,
+        bootstrap_iters=0,
+    )
+    acc = results["results"]["sinkprune_tiny_mc"]["acc,none"]
+    assert acc == pytest.approx(_expected_accuracy(constant_bias))
+    assert 0 < acc < 1  # the task really discriminates
+
+
+def test_registered_and_built_from_a_saved_folder(tmp_path, tiny):
+    from lm_eval.api.registry import get_model
+
+    assert get_model("sinkprune-dlm") is SinkPruneDLM
+    path = tiny.save_model(tmp_path / "m")
+    lm = get_model("sinkprune-dlm").create_from_arg_string(f"pretrained={path},mc_num=4,steps=4", {"batch_size": 2})
+    assert lm.mc_num == 4 and lm.batch_size == 2 and lm.prefix == [tiny.BOS] and lm.mask_token_id == tiny.MASK
+
+
+def test_loglikelihood_is_the_continuation_elbo_with_context_unmasked(tokenizer, constant_model, tiny):
+    lm = SinkPruneDLM(model=constant_model, tokenizer=tokenizer, mc_num=4, batch_size=4, progress=False)
+    req = Instance("loglikelihood", {}, ("Who? ", "bd"), 0)
+    (logprob, greedy), = lm.loglikelihood([req])
+    ctx, cont = split_context_continuation(tokenizer, "Who? ", "bd")
+    assert cont == tokenizer(" bd", add_special_tokens=False)["input_ids"]  # trailing space moved
+    direct = score_continuation(constant_model, [tiny.BOS] + ctx, cont, mc_num=4, batch_size=4, seed=0)
+    assert logprob == pytest.approx(direct.logprob)
+    assert greedy is False  # the constant model says "b", never " "
+
+
+def test_loglikelihood_rolling_scores_every_token_once(tokenizer, constant_model, constant_log_probs):
+    text = "abcdabcdabcdabcdabcd"
+    lm = SinkPruneDLM(model=constant_model, tokenizer=tokenizer, mc_num=256, batch_size=64, max_length=8,
+                      progress=False)  # fmt: skip
+    (total,) = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0)])
+    exact = float(sum(constant_log_probs[t] for t in tokenizer(text, add_special_tokens=False)["input_ids"]))
+    # 3 windows of <= 7 tokens, each an unbiased MC estimate; allow a generous statistical margin
+    assert total == pytest.approx(exact, rel=0.15)
+
+
+def test_generate_until_uses_the_sampler_and_stop_sequences(tokenizer, constant_model):
+    lm = SinkPruneDLM(model=constant_model, tokenizer=tokenizer, steps=4, progress=False)
+    reqs = [
+        Instance("generate_until", {}, ("Say:", {"max_gen_toks": 5}), 0),
+        Instance("generate_until", {}, ("Say:", {"max_gen_toks": 5, "until": ["bbb"]}), 1),
+        Instance("generate_until", {}, ("Say:", {"max_gen_toks": 6, "until": "x"}), 2),
+    ]
+    assert lm.generate_until(reqs) == ["bbbbb", "", "bbbbbb"]
+    assert cut_at_stop_sequences("one. two\n\nthree", ["\n\n", "."]) == "one"
+
+
+def test_errors_are_explicit(tokenizer, constant_model):
+    with pytest.raises(ValueError, match="pretrained"):
+        SinkPruneDLM()
+    with pytest.raises(ValueError, match="tokenizer"):
+        SinkPruneDLM(model=constant_model)
+    lm = SinkPruneDLM(model=constant_model, tokenizer=tokenizer, max_length=4, progress=False)
+    with pytest.raises(ValueError, match="max_length=4"):
+        lm.loglikelihood([Instance("loglikelihood", {}, ("a", "bcdefg"), 0)])
+
+
+def test_missing_lm_eval_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "lm_eval.models", None)
+    spec = importlib.util.spec_from_file_location("optimum_sinkprune.evaluation._lm_eval_copy", lm_eval_model.__file__)
+    module = importlib.util.module_from_spec(spec)
+    with pytest.raises(ImportError, match=r"optimum-sinkprune\[eval\]"):
+        spec.loader.exec_module(module)
+
