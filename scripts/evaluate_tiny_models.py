@@ -143,6 +143,15 @@ def _training_section(train: dict) -> str:
         f"- Wall-clock: {train['elapsed_minutes']} min, **{train['steps_per_second']} steps/s** measured over the run "
         f"(2-core AMD EPYC VM, shared with the other tiny model's training run and other jobs).\n"
         f"- Final training loss (mean of the last 50 steps): {train['final_train_loss_avg_last_50']}.\n"
+        + (
+            f"- `--time-aware-schedule`: the cosine progress was max(step fraction, wall-clock fraction of "
+            f"{train['max_minutes']:g} min), so the LR reached its floor ({train.get('last_lr', float('nan')):.2e}) by the "
+            "end even though the shared machine was slow for part of the run. The realised LR curve therefore depends "
+            "on the machine's speed (the LR every 10 steps is in `training_log.txt`); the seeds fix the data order "
+            "and the masks.\n"
+            if train.get("time_aware_schedule")
+            else ""
+        )
     )
 
 
@@ -211,7 +220,7 @@ def write_dlm_card(folder: Path, results: dict, train: dict, ctx: dict) -> None:
     body += (
         f"| unigram (train counts) | {u['perplexity']:.2f} | {_fmt_ci(u['perplexity_ci'])} | "
         f"{u['nll_per_token']:.4f} ± {u['nll_std_err_over_sequences']:.4f} | – |\n\n"
-        f"Raw numbers: `eval_results.json`. Reproduce: `{results['command']}`.\n\n"
+        f"Raw numbers: `eval_results.json`. Reproduce: `python scripts/build_corpus.py`, the training command above, then `{results['command']}`.\n\n"
         "## Samples\n\n"
         f"`[BOS]` + prompt, then the LLaDA sampler with the defaults of `sampler_config.json` "
         f"({json.dumps(results['samples']['sampler'])}), shown as produced:\n\n"
@@ -251,12 +260,32 @@ def write_ar_card(folder: Path, results: dict, train: dict, ctx: dict) -> None:
         f"| unigram (train counts) | {u['perplexity']:.2f} | {_fmt_ci(u['perplexity_ci'])} | "
         f"{u['nll_per_token']:.4f} ± {u['nll_std_err_over_sequences']:.4f} | – |\n\n"
         f"The tiny-llada ELBO bound on the same tokens is {results['dlm']['perplexity']:.2f}. "
-        f"Raw numbers: `eval_results.json`. Reproduce: `{results['command']}`.\n\n"
+        f"Raw numbers: `eval_results.json`. Reproduce: `python scripts/build_corpus.py`, the training command above, then `{results['command']}`.\n\n"
         "## Samples\n\nGreedy decoding of `[BOS]` + prompt, 64 new tokens:\n\n"
         + _samples_md(results["samples"]["ar"])
         + "## License\n\nApache-2.0 (weights and code); the training text is public domain.\n"
     )
     (folder / "README.md").write_text(body, encoding="utf-8")
+
+
+def write_cards(args, results: dict) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.dlm)
+    docs = build_corpus.load_documents()
+    train_docs, held_docs = build_corpus.split_documents(docs)
+    ctx = {
+        "train_docs": len(train_docs),
+        "held_docs": len(held_docs),
+        "train_tokens": results["unigram"]["fitted_on_train_tokens"],
+        "body": results["seq_len"] - 1,
+        "vocab": len(tokenizer),
+    }
+    write_dlm_card(args.dlm, results, results.get("dlm_training") or {}, ctx)
+    print(f"wrote {args.dlm / 'README.md'}")
+    if results.get("ar"):
+        write_ar_card(args.ar, results, results.get("ar_training") or {}, ctx)
+        print(f"wrote {args.ar / 'README.md'}")
 
 
 def main(argv=None):
@@ -270,6 +299,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="print results; write no eval_results.json / README.md")
+    p.add_argument(
+        "--cards-only", action="store_true", help="rewrite the README.md cards from the existing eval_results.json"
+    )
     args = p.parse_args(argv)
     if args.mc_num < 2:
         raise ValueError(f"--mc-num must be >= 2 to estimate the Monte-Carlo uncertainty, got {args.mc_num}")
@@ -279,6 +311,13 @@ def main(argv=None):
         raise ValueError(f"--num-sequences must be >= 2 (or unset), got {args.num_sequences}")
     torch.set_num_threads(args.threads)
     command = "python scripts/evaluate_tiny_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.cards_only:
+        results_file = args.dlm / "eval_results.json"
+        if not results_file.is_file():
+            raise FileNotFoundError(f"--cards-only needs {results_file}; run the evaluation first")
+        results = json.loads(results_file.read_text())
+        write_cards(args, results)
+        return results
 
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
@@ -323,24 +362,12 @@ def main(argv=None):
     if args.no_write:
         return results
 
-    docs = build_corpus.load_documents()
-    train_docs, held_docs = build_corpus.split_documents(docs)
-    ctx = {
-        "train_docs": len(train_docs),
-        "held_docs": len(held_docs),
-        "train_tokens": results["unigram"]["fitted_on_train_tokens"],
-        "body": args.seq_len - 1,
-        "vocab": len(tokenizer),
-    }
     (args.dlm / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_dlm_card(args.dlm, results, results["dlm_training"] or {}, ctx)
-    print(f"wrote {args.dlm / 'eval_results.json'} and {args.dlm / 'README.md'}")
     if ar_present:
         ar_results = {k: v for k, v in results.items() if not k.startswith("dlm")}
         ar_results["dlm_elbo_perplexity_same_tokens"] = results["dlm"]["perplexity"]
         (args.ar / "eval_results.json").write_text(json.dumps(ar_results, indent=2) + "\n")
-        write_ar_card(args.ar, results, results["ar_training"] or {}, ctx)
-        print(f"wrote {args.ar / 'eval_results.json'} and {args.ar / 'README.md'}")
+    write_cards(args, results)
     return results
 
 

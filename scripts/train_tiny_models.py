@@ -177,7 +177,7 @@ def lr_at(step: int, max_steps: int, lr: float, warmup: int, min_ratio: float, t
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def save(model, tokenizer, out: Path, kind: str, state: dict) -> None:
+def save(model, tokenizer, out: Path, kind: str, state: dict, log_file: Path | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
     bf16.config.dtype = "bfloat16"
@@ -195,6 +195,8 @@ def save(model, tokenizer, out: Path, kind: str, state: dict) -> None:
     if kind == "dlm":
         (out / "sampler_config.json").write_text(json.dumps(SAMPLER_DEFAULTS, indent=2) + "\n")
     (out / "training_args.json").write_text(json.dumps(state, indent=2) + "\n")
+    if log_file is not None and log_file.is_file():
+        (out / "training_log.txt").write_text(log_file.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 def main(argv=None):
@@ -320,11 +322,11 @@ def main(argv=None):
                 args.log_file,
             )
         if time.time() - last_save > args.save_every_minutes * 60:
-            save(model, tokenizer, out, args.kind, snapshot(step, False))
+            save(model, tokenizer, out, args.kind, snapshot(step, False), args.log_file)
             last_save = time.time()
             log(f"checkpoint saved at step {step} -> {out}", args.log_file)
-    save(model, tokenizer, out, args.kind, snapshot(step, True))
-    log(f"done: {json.dumps(state)}", args.log_file)
+    log(f"done: {json.dumps(snapshot(step, True))}", args.log_file)
+    save(model, tokenizer, out, args.kind, state, args.log_file)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ def test_push_to_hub_against_the_loopback_hub(tmp_path, files, monkeypatch, caps
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the loopback Hub speaks LFS, not Xet
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read from the environment at import time
     try:
         out = tmp_path / "pushed"
         args = ["--model", files["model"], "--repo-id", "alice/tiny-sink-wanda", "--output", str(out),
