@@ -41,7 +41,7 @@ class LLaDALlamaBlock(nn.Module):
         self.head_dim = config.d_model // config.n_heads
         self.num_heads = config.layer_num_heads(layer_idx)
         self.num_kv_heads = config.layer_num_kv_heads(layer_idx)
-        self.num_key_value_groups = self.num_heads // self.num_kv_heads
+        self.num_key_value_groups = (self.num_heads // self.num_kv_heads) if self.num_kv_heads else 1
         self.scaling = self.head_dim**-0.5
         self.is_causal = False
         d, hidden = config.d_model, config.layer_mlp_hidden_size(layer_idx)
