@@ -21,6 +21,11 @@ __version__ = "0.1.0"
 
 register_auto_classes()
 
+from .loading import register_pruned_loading  # noqa: E402 - needs the registered Auto classes
+
+# native Llama/Qwen2 checkpoints with `pruned_heads` / `intermediate_sizes` load at their pruned shapes
+register_pruned_loading()
+
 # Heavier public objects load on first use, so `import optimum_sinkprune` stays cheap.
 _LAZY = {
     "SinkAwarePruningConfig": "optimum_sinkprune.configuration",
@@ -50,5 +55,6 @@ __all__ = [
     "MMaDAConfig",
     "MMaDAModelLM",
     "__version__",
+    "register_pruned_loading",
     *_LAZY,
 ]
