@@ -121,3 +121,22 @@ def kept_heads(num_heads: int, pruned: list[int] | tuple[int, ...]) -> list[int]
     """Original indices of the heads that remain after pruning `pruned`."""
     removed = set(pruned)
     return [h for h in range(num_heads) if h not in removed]
+
+
+class SelfContainedSaveMixin:
+    """Saving also writes an `auto_map` to the modeling code that transformers copies beside the weights, so the
+    checkpoint loads without optimum-sinkprune (plain transformers with `trust_remote_code=True`, the user's choice).
+
+    Subclasses set `_remote_code_class` ("modeling_x.ClassName") and optionally `_remote_config_class`."""
+
+    _remote_code_class: str = ""
+    _remote_config_class: str | None = None
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        if self._remote_config_class:
+            auto_map["AutoConfig"] = self._remote_config_class
+        for auto in ("AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"):
+            auto_map[auto] = self._remote_code_class
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)

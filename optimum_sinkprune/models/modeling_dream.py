@@ -14,7 +14,14 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_dream import DreamConfig
-from .modeling_dlm_utils import DLMRMSNorm, apply_rotary, attention_function, bidirectional_mask, rotary_cos_sin
+from .modeling_dlm_utils import (
+    DLMRMSNorm,
+    SelfContainedSaveMixin,
+    apply_rotary,
+    attention_function,
+    bidirectional_mask,
+    rotary_cos_sin,
+)
 
 
 class DreamAttention(nn.Module):
@@ -75,22 +82,14 @@ class DreamDecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class DreamPreTrainedModel(PreTrainedModel):
+class DreamPreTrainedModel(SelfContainedSaveMixin, PreTrainedModel):
+    _remote_code_class = "modeling_dream.DreamModel"
     config_class = DreamConfig
     config: DreamConfig
     base_model_prefix = "model"
     _no_split_modules = ["DreamDecoderLayer"]
     _supports_sdpa = True
     _supports_attention_backend = True
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual, plus this modeling code and an `auto_map` so the checkpoint also loads without
-        optimum-sinkprune (plain transformers with `trust_remote_code=True`, chosen by the user)."""
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        for auto in ("AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"):
-            auto_map.setdefault(auto, "modeling_dream.DreamModel")
-        self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         from transformers import initialization as init

@@ -20,6 +20,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .configuration_llada import LLaDAConfig
 from .modeling_dlm_utils import (
     DLMRMSNorm,
+    SelfContainedSaveMixin,
     apply_rotary,
     attention_function,
     bidirectional_mask,
@@ -142,7 +143,8 @@ class LLaDAModel(nn.Module):
         return logits, hidden
 
 
-class LLaDAPreTrainedModel(PreTrainedModel):
+class LLaDAPreTrainedModel(SelfContainedSaveMixin, PreTrainedModel):
+    _remote_code_class = "modeling_llada.LLaDAModelLM"
     config_class = LLaDAConfig
     config: LLaDAConfig
     base_model_prefix = "model"
@@ -150,15 +152,6 @@ class LLaDAPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["LLaDALlamaBlock"]
     _supports_sdpa = True
     _supports_attention_backend = True
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual, plus this modeling code and an `auto_map` so the checkpoint also loads without
-        optimum-sinkprune (plain transformers with `trust_remote_code=True`, chosen by the user)."""
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        for auto in ("AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"):
-            auto_map.setdefault(auto, "modeling_llada.LLaDAModelLM")
-        self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         from transformers import initialization as init

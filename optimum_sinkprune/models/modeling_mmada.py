@@ -38,6 +38,9 @@ class MMaDAModelLM(LLaDAModelLM):
     multimodal code passes instead of a padding mask.
     """
 
+    _remote_code_class = "modeling_mmada.MMaDAModelLM"
+    _remote_config_class = "configuration_mmada.MMaDAConfig"
+
     config_class = MMaDAConfig
     config: MMaDAConfig
 
@@ -52,15 +55,6 @@ class MMaDAModelLM(LLaDAModelLM):
             if not config.weight_tying:
                 transformer.ff_out = nn.Linear(config.d_model, rows, bias=config.include_bias)
         self.post_init()
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual; the `auto_map` written beside the copied code points to this class and config."""
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map["AutoConfig"] = "configuration_mmada.MMaDAConfig"
-        for auto in ("AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM"):
-            auto_map[auto] = "modeling_mmada.MMaDAModelLM"
-        self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def forward(
         self,
