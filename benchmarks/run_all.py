@@ -122,6 +122,7 @@ def write_json(path: str, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=folder)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the results are a public artefact
     os.replace(tmp, path)
 
 
