@@ -98,7 +98,9 @@ class PruningReport:
         ]
         out["pruned_params"] = self.pruned_params
         out["pruned_zeros"] = self.pruned_zeros
-        out["total_sparsity"] = self.total_sparsity
+        # structured methods remove weights instead of zeroing them: a sparsity of the (empty) layer list would read
+        # as "0% pruned"; their reduction is in `structured`
+        out["total_sparsity"] = None if self.structured is not None else self.total_sparsity
         return out
 
     def summary(self) -> str:

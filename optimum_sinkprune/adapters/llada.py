@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..models.modeling_dlm_utils import rotary_cos_sin

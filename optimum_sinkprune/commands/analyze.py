@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 
@@ -54,25 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def read_texts(path: str) -> list[str]:
-    """Texts from a .jsonl file (field 'text') or a plain text file (one passage per non-empty line)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--data {path!r} does not exist")
-    texts: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if path.endswith(".jsonl"):
-                try:
-                    texts.append(json.loads(line)["text"])
-                except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise ValueError(f"--data {path}:{line_no} is not a JSON object with a 'text' field ({err})") from err
-            else:
-                texts.append(line.rstrip("\n"))
-    if not texts:
-        raise ValueError(f"--data {path!r} holds no text")
-    return texts
 
 
 def tokenize_texts(
@@ -139,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 "plots need matplotlib: `pip install optimum-sinkprune[plot]`, or pass --no-plots"
             ) from err
     if args.data is not None:
+        from ..evaluation.data import read_texts
+
         texts = read_texts(args.data)
     else:
         from ..assets import load_calibration_texts
