@@ -1,8 +1,8 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Building blocks shared by the LLaDA and Dream implementations.
 
-Self-contained (torch + transformers only): a saved checkpoint carries this file next to its modeling file so that
-`trust_remote_code=True` loads it without optimum-sinkprune installed.
+Self-contained (torch + transformers only): a saved checkpoint carries this file next to its modeling file, so plain
+transformers (with `trust_remote_code` enabled by the user) loads it without optimum-sinkprune installed.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def kept_heads(num_heads: int, pruned: list[int] | tuple[int, ...]) -> list[int]
 
 class SelfContainedSaveMixin:
     """Saving also writes an `auto_map` to the modeling code that transformers copies beside the weights, so the
-    checkpoint loads without optimum-sinkprune (plain transformers with `trust_remote_code=True`, the user's choice).
+    checkpoint loads without optimum-sinkprune (plain transformers, with `trust_remote_code` enabled by the user).
 
     Subclasses set `_remote_code_class` ("modeling_x.ClassName") and optionally `_remote_config_class`."""
 

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 def register_auto_classes() -> None:
     """Make `AutoConfig`/`AutoModel`/`AutoModelForCausalLM`/`AutoModelForMaskedLM` resolve `model_type` "llada",
     "mmada" and "Dream" to our implementations. Idempotent. Checkpoints whose config has an `auto_map` still load our
-    classes unless the user passes `trust_remote_code=True` themselves (we never switch it on)."""
+    classes unless the user enables `trust_remote_code` themselves (we never switch it on)."""
     for model_type, config_cls, model_cls in (
         ("llada", LLaDAConfig, LLaDAModelLM),
         ("mmada", MMaDAConfig, MMaDAModelLM),
