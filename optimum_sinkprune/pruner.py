@@ -105,20 +105,30 @@ class PruningReport:
 
     def summary(self) -> str:
         """A few human-readable lines (the CLI prints them)."""
-        lines = [
-            f"method {self.method} ({self.pattern}), target sparsity {self.target_sparsity:.2%}",
-            f"pruned layers: {len(self.layers)}, sparsity {self.total_sparsity:.2%} "
-            f"({self.pruned_zeros:,} / {self.pruned_params:,} weights)",
-            f"whole model: {self.model_zeros / max(self.model_params, 1):.2%} zeros of {self.model_params:,} parameters",
-            f"wall time {self.wall_time_s:.1f} s",
-        ]
+        if self.structured:
+            st = self.structured
+            lines = [
+                f"method {self.method} ({st.get('mode', 'remove')}): block parameters {st['params_before']:,} -> "
+                f"{st['params_after']:,} ({st['realised_reduction']:.2%} removed)",
+                f"whole model: {self.model_params:,} parameters (before: {self.params_before:,})",
+            ]
+            for row in st.get("per_layer", []):
+                lines.append(f"  layer {row['layer']}: heads removed {row['heads_removed']} ({row['heads_left']} left), "
+                             f"MLP width {row['mlp_width']}")
+        else:
+            lines = [
+                f"method {self.method} ({self.pattern}), target sparsity {self.target_sparsity:.2%}",
+                f"pruned layers: {len(self.layers)}, sparsity {self.total_sparsity:.2%} "
+                f"({self.pruned_zeros:,} / {self.pruned_params:,} weights)",
+                f"whole model: {self.model_zeros / max(self.model_params, 1):.2%} zeros of {self.model_params:,} "
+                "parameters",
+            ]
+        lines.append(f"wall time {self.wall_time_s:.1f} s")
         if self.calibration:
             lines.append("calibration: " + ", ".join(f"{k} {v}" for k, v in self.calibration.items()))
         if self.sink:
             lines.append(f"sink: mean σ {self.sink['mean_sink_weight']:.4f}, tokens with σ > 0.5: "
                          f"{self.sink['sink_token_fraction']:.2%}")
-        if self.structured:
-            lines.append(f"structured: {self.structured}")
         return "\n".join(lines)
 
 
