@@ -63,6 +63,11 @@ def _check_float(name: str, value: Any, low: float | None = None, high: float | 
         raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number {rng}")
 
 
+def calibration_steps(diffusion_steps: int, sample_interval: int) -> list[int]:
+    """Diffusion steps visited per calibration sample: interval, 2·interval, …, <= diffusion_steps (the paper's)."""
+    return list(range(sample_interval, diffusion_steps + 1, sample_interval))
+
+
 @dataclass
 class SinkAwarePruningConfig:
     r"""Configuration of a pruning run (shaped like optimum's quantization configs).
@@ -199,7 +204,7 @@ class SinkAwarePruningConfig:
     @property
     def sampled_steps(self) -> list[int]:
         """Diffusion steps visited per sample: interval, 2·interval, …, <= diffusion_steps."""
-        return list(range(self.sample_interval, self.diffusion_steps + 1, self.sample_interval))
+        return calibration_steps(self.diffusion_steps, self.sample_interval)
 
     # ---- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..adapters import get_adapter
+from ..configuration import calibration_steps
 from .removal import head_geometry, kept_heads
 
 logger = logging.getLogger(__name__)
@@ -47,11 +48,6 @@ class StructuredStatistics:
     def channel_norms(self, *, sink_weighted: bool) -> list[torch.Tensor]:
         source = self.channel_sq_weighted if sink_weighted else self.channel_sq
         return [c.sqrt().float() for c in source]
-
-
-def calibration_steps(diffusion_steps: int, sample_interval: int) -> list[int]:
-    """Sampled denoising steps: interval, 2·interval, …, <= diffusion_steps (as `SinkAwarePruningConfig`)."""
-    return list(range(sample_interval, diffusion_steps + 1, sample_interval))
 
 
 def token_head_sq_norms(x: torch.Tensor, head_dim: int) -> torch.Tensor:
