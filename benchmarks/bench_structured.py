@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 import optimum_sinkprune  # noqa: F401  (registers the Auto classes)
 from optimum_sinkprune.adapters import get_adapter
 from optimum_sinkprune.diffusion import elbo_log_likelihood, generate
-from optimum_sinkprune.loading import register_pruned_loading
+from optimum_sinkprune.models.pruned_loading import register_pruned_loading
 from optimum_sinkprune.models import LLaDAConfig, LLaDAModelLM
 from optimum_sinkprune.structured import block_parameter_count, prune_structured
 

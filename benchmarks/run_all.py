@@ -311,10 +311,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import optimum_sinkprune  # noqa: F401
     from optimum_sinkprune import assets
-    from optimum_sinkprune.demo import prune_copy
+    from optimum_sinkprune.commands.demo import prune_copy
     from optimum_sinkprune.evaluation import Evaluator
     from optimum_sinkprune.evaluation.data import read_texts
-    from optimum_sinkprune.evaluation.loading import load_model_and_tokenizer
+    from optimum_sinkprune.hub.load import load_model_and_tokenizer
     from optimum_sinkprune.evaluation.metrics import checkpoint_bytes
 
     torch.set_num_threads(args.threads)

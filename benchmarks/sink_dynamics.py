@@ -48,12 +48,13 @@ def main(argv=None) -> int:
     from optimum_sinkprune.analysis import build_sink_report, plot_mass_profiles, plot_sink_heatmap
     from optimum_sinkprune.analysis import plot_variance_distribution, summary_markdown
     from optimum_sinkprune.assets import default_ar_model_path, default_model_path, load_calibration_texts
-    from optimum_sinkprune.commands.analyze import load_model_and_tokenizer, tokenize_texts
+    from optimum_sinkprune.commands.analyze import tokenize_texts
+    from optimum_sinkprune.hub.load import load_model_and_tokenizer
 
     dlm_path, ar_path = default_model_path(), default_ar_model_path()  # FileNotFoundError until they are trained
     texts = load_calibration_texts()
-    dlm, dlm_tok = load_model_and_tokenizer(dlm_path, trust_remote_code=False)
-    ar, ar_tok = load_model_and_tokenizer(ar_path, trust_remote_code=False)
+    dlm, dlm_tok = load_model_and_tokenizer(dlm_path, dtype="float32")
+    ar, ar_tok = load_model_and_tokenizer(ar_path, dtype="float32")
     ids, mask = tokenize_texts(dlm_tok, texts, num_samples=args.num_samples, seq_len=args.seq_len)
     ar_ids, ar_mask = tokenize_texts(ar_tok, texts, num_samples=args.num_samples, seq_len=args.seq_len)
     gen_prompt, gen_kwargs = None, None
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     )
     elapsed = time.perf_counter() - start
     os.makedirs(args.output, exist_ok=True)
-    summary = report.summary()
+    summary = report.statistics()
     paper_claim = {
         "dlm_moving_fraction_gt_0.7": summary["model"]["moving_head_fraction"] > 0.7,
         "ar_sink_on_first_token_fraction": summary["ar_baseline"]["token_kind_frequencies"]["first"],

@@ -2,12 +2,16 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Prune LLaDA-8B with Sink-Aware Wanda, check the ELBO perplexity before and after, save with a model card.
 
-Hardware (a GPU is assumed; the estimate is printed from the config before anything is downloaded):
-  LLaDA-8B-Base has 8.02B parameters (d_model 4096, 32 layers, MLP 12288, vocab 126464, untied LM head), so its bf16
-  weights take 16.0 GB. Calibration with the defaults (128 samples x 512 tokens) adds ~2.1 GB of float32 block
-  activations, one forward ~0.3 GB of logits + ~1.1 GB of captured attention maps (32 layers): about 19.5 GB peak,
-  so plan for a 24 GB GPU (L4 / A10G / RTX 4090: fits; A100 / H100 / L40S: comfortable). `--method sink_sparsegpt`
-  adds ~1.0 GB of Hessians (about 20.5 GB). On CPU the same run works but needs ~24 GB of RAM and hours.
+By default the run uses the paper's calibration preset (`SinkAwarePruningConfig.paper_preset`: 128 windows of 4096
+tokens of wikitext-2 train, 50 diffusion steps sampled every 5, alpha 5, k 2); wikitext-2 comes from the `datasets`
+cache, or from a local copy given with `--calibration` (a `save_to_disk` folder, the parquet files, or a .txt file).
+
+Hardware: the memory estimate is printed first, from the model's config on the meta device (for the default model
+from the shipped copy of LLaDA-8B-Base's config.json: nothing is downloaded). With the preset it estimates, for
+LLaDA-8B-Base in bf16 (8.02B parameters, 14.9 GiB of weights): sink_wanda about 27.6 GiB on the GPU (12 GiB of it
+the per-token inputs of one 4096-token forward), sink_sparsegpt / sparsegpt about 18.0 GiB plus 8 GiB of block
+activations in host RAM, wanda about 15.6 GiB plus 8 GiB host; so a 40 GB (sink_wanda) or 24 GB GPU. These are
+estimates from shapes: allow 10-20% for the allocator.
 
 Usage:
     python examples/prune_llada_8b.py --output llada-8b-sink-wanda-50
@@ -36,11 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="sink_wanda", help="pruning method (see `sinkprune prune --help`)")
     p.add_argument("--sparsity", type=float, default=0.5)
     p.add_argument("--pattern", default="unstructured", help="'unstructured' or N:M, e.g. 2:4")
-    p.add_argument("--num-samples", type=int, default=128, help="calibration windows (the paper uses 128)")
-    p.add_argument("--seq-len", type=int, default=512, help="tokens per calibration window")
-    p.add_argument("--diffusion-steps", type=int, default=50)
-    p.add_argument("--sample-interval", type=int, default=5)
-    p.add_argument("--calibration", default=None, help=".jsonl/.txt texts (default: the shipped calibration split)")
+    p.add_argument("--preset", default="paper", choices=["paper", "none"],
+                   help="'paper' (default): the paper's calibration; 'none': the library defaults and the shipped "
+                        "calibration split")
+    p.add_argument("--num-samples", type=int, default=None, help="calibration windows (the paper uses 128)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per calibration window (the paper: 4096)")
+    p.add_argument("--diffusion-steps", type=int, default=None, help="default 50")
+    p.add_argument("--sample-interval", type=int, default=None, help="default 5")
+    p.add_argument("--calibration", default=None,
+                   help="calibration data: with the paper preset a local copy of wikitext-2 (a save_to_disk folder, "
+                        "its parquet files, a .txt file; default: the datasets cache); otherwise .jsonl/.txt texts "
+                        "(default: the shipped calibration split)")
     p.add_argument("--heldout", default=None, help=".jsonl/.txt texts for the perplexity check (default: shipped)")
     p.add_argument("--eval-sequences", type=int, default=8)
     p.add_argument("--eval-seq-len", type=int, default=256)
@@ -51,17 +61,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
 
-    estimate = utils.estimate_memory_gb(args.model, method=args.method, num_samples=args.num_samples,
-                                        seq_len=args.seq_len, dtype_bytes=torch.empty(0, dtype=getattr(
-                                            torch, args.dtype)).element_size())  # fmt: skip
-    print("memory estimate:", utils.format_estimate(estimate))
+    from optimum_sinkprune.configuration import SinkAwarePruningConfig
+    from optimum_sinkprune.presets import (
+        LLADA_8B_CONFIG_FILE,
+        estimate_model_memory,
+        load_model_config,
+        model_family,
+        paper_calibration_data,
+    )
+
+    # the shipped copy of LLaDA-8B-Base's config.json: the estimate needs no download
+    model_config = load_model_config(LLADA_8B_CONFIG_FILE if args.model == DEFAULT_MODEL else args.model)
+    flags = {k: v for k, v in (("num_samples", args.num_samples), ("seq_len", args.seq_len),
+                               ("diffusion_steps", args.diffusion_steps), ("sample_interval", args.sample_interval))
+             if v is not None}
+    if args.preset == "paper":
+        config = SinkAwarePruningConfig.paper_preset(model_family(model_config), args.method, args.sparsity,
+                                                     pattern=args.pattern, **flags)
+    else:
+        config = SinkAwarePruningConfig(method=args.method, sparsity=args.sparsity, pattern=args.pattern, **flags)
+    print("memory estimate:", estimate_model_memory(model_config, config, dtype=args.dtype).summary())
     if args.estimate_only:
         return 0
     utils.ensure_empty(args.output, args.overwrite)
 
     from transformers import AutoModel, AutoTokenizer
 
-    from optimum_sinkprune.configuration import SinkAwarePruningConfig
     from optimum_sinkprune.hub import save_pruned_model
     from optimum_sinkprune.pruner import SinkAwarePruner
 
@@ -73,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     dense_ppl, dense_se = utils.elbo_perplexity(model, tokenizer, heldout, **ev)
     print(f"dense ELBO perplexity: {dense_ppl:.2f} (MC se {dense_se:.3f} nats/token)")
 
-    config = SinkAwarePruningConfig(method=args.method, sparsity=args.sparsity, pattern=args.pattern,
-                                    num_samples=args.num_samples, seq_len=args.seq_len,
-                                    diffusion_steps=args.diffusion_steps, sample_interval=args.sample_interval)
+    if args.preset == "paper":
+        calibration = paper_calibration_data(tokenizer, config, args.calibration)  # the paper's windows
+    else:
+        calibration = utils.calibration_texts(args.calibration)
     pruner = SinkAwarePruner(model, tokenizer, base_model=args.model)
-    model, report = pruner.prune(config, utils.calibration_texts(args.calibration))
+    model, report = pruner.prune(config, calibration)
     print(report.summary())
 
     ppl, se = utils.elbo_perplexity(model, tokenizer, heldout, **ev)

@@ -17,20 +17,27 @@ from .models import (
     register_auto_classes,
 )
 
-__version__ = "0.1.0"
+from .version import __version__
 
 register_auto_classes()
 
-from .loading import register_pruned_loading  # noqa: E402 - needs the registered Auto classes
+from .models.pruned_loading import (  # noqa: E402,F401 - after Auto
+    register_pruned_loading,
+    unregister_pruned_loading,
+    watch_native_configs,
+)
 
-# native Llama/Qwen2 checkpoints with `pruned_heads` / `intermediate_sizes` load at their pruned shapes
-register_pruned_loading()
+# native Llama/Qwen2 checkpoints with `pruned_heads` / `intermediate_sizes` load at their pruned shapes: the (costly)
+# module replacements are registered when the first such config is built, not on import
+watch_native_configs()
 
 # Heavier public objects load on first use, so `import optimum_sinkprune` stays cheap.
 _LAZY = {
     "SinkAwarePruningConfig": "optimum_sinkprune.configuration",
     "SinkAwarePruner": "optimum_sinkprune.pruner",
     "PruningReport": "optimum_sinkprune.pruner",
+    "QuantizationConfig": "optimum_sinkprune.quantization",
+    "SinkAwareQuantizer": "optimum_sinkprune.quantization",
     "get_calibration_dataset": "optimum_sinkprune.calibration.data",
     "get_adapter": "optimum_sinkprune.adapters",
     "generate": "optimum_sinkprune.diffusion",

@@ -10,21 +10,40 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from .registry import MethodSpec, get_method
+from .validation import check_choice, check_float, check_int
 
 CONFIG_NAME = "sink_pruning_config.json"
 CONFIG_FORMAT = 1
 
-# Unstructured / N:M weight pruning (optimum_sinkprune.methods).
-UNSTRUCTURED_METHODS = ("magnitude", "wanda", "sparsegpt", "sink_wanda", "sink_sparsegpt", "wanda_diffusion")
-# Head and MLP-channel removal (optimum_sinkprune.structured).
-STRUCTURED_METHODS = ("sink_heads", "magnitude_heads", "random_heads", "activation_heads")
-KNOWN_METHODS = UNSTRUCTURED_METHODS + STRUCTURED_METHODS
-# Methods whose calibration runs the masked-diffusion forward process (they need a mask token).
-DIFFUSION_METHODS = ("sink_wanda", "sink_sparsegpt", "wanda_diffusion", "sink_heads")
+# The allowed values of the structured fields (the planner and the removal code check against these too).
 ALLOCATIONS = ("uniform", "global")
 STRUCTURED_MODES = ("remove", "mask")
+
+# The model families the paper's calibration preset covers (`SinkAwarePruningConfig.paper_preset`): the paper prunes
+# LLaDA (lib/prune_llada.py, also MMaDA's LLaDA backbone) and Dream (lib/prune_dream.py).
+PAPER_PRESET_FAMILIES = ("llada", "mmada", "dream")
+# The paper's calibration (VILA-Lab/Sink-Aware-Pruning, main_llada.py / main_dream.py defaults and lib/prune_*.py):
+# 128 windows of the model's length (4096 for LLaDA-8B and Dream-7B) from the wikitext-2 train split, batch 1,
+# diffusion steps 50 visited every 5, sink weight sigmoid(5 · (m − (mean + 2·std))), SparseGPT percdamp 0.01 and
+# blocksize 128, seed 0.
+PAPER_PRESET = {
+    "num_samples": 128,
+    "seq_len": 4096,
+    "seed": 0,
+    "batch_size": 1,
+    "diffusion_steps": 50,
+    "sample_interval": 5,
+    "noise_eps": 1e-3,
+    "sink_alpha": 5.0,
+    "sink_std": 2.0,
+    "dampening": 0.01,
+    "block_size": 128,
+}
 
 
 def parse_pattern(pattern: str) -> tuple[int, int] | None:
@@ -44,23 +63,21 @@ def parse_pattern(pattern: str) -> tuple[int, int] | None:
     return n, m
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be an integer >= {minimum}")
-
-
-def _check_float(name: str, value: Any, low: float | None = None, high: float | None = None, *, open_high=False,
-                 open_low=False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if open_low else value >= low
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        lo = "" if low is None else f"{'>' if open_low else '>='} {low}"
-        hi = "" if high is None else f"{'<' if open_high else '<='} {high}"
-        rng = " and ".join(p for p in (lo, hi) if p) or "finite"
-        raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number {rng}")
+def check_budget_removes_something(target_param_reduction, head_ratio, mlp_ratio) -> None:
+    """Refuse a structured budget of zero (`target_param_reduction=0`, or `head_ratio` and `mlp_ratio` both 0 or
+    unset): it would run the whole calibration and remove nothing. The values are already known to be fractions in
+    [0, 1) (or None); the structured planner applies the same rule to configs of other types."""
+    if target_param_reduction is not None and target_param_reduction == 0:
+        raise ValueError(
+            f"target_param_reduction={target_param_reduction!r} is not allowed: it must be a number in (0, 1), the "
+            "fraction of block parameters to remove; 0 removes nothing, so the run is refused rather than "
+            "calibrated for no change"
+        )
+    if target_param_reduction is None and not (head_ratio or mlp_ratio):
+        raise ValueError(
+            f"head_ratio={head_ratio!r} with mlp_ratio={mlp_ratio!r} removes nothing: at least one of them must be a "
+            "number in (0, 1); the run is refused rather than calibrated for no change"
+        )
 
 
 def calibration_steps(diffusion_steps: int, sample_interval: int) -> list[int]:
@@ -73,16 +90,21 @@ class SinkAwarePruningConfig:
     r"""Configuration of a pruning run (shaped like optimum's quantization configs).
 
     Args:
-        method (`str`): one of `magnitude`, `wanda`, `sparsegpt`, `sink_wanda` (the paper's method),
-            `sink_sparsegpt`, `wanda_diffusion` (ablation: Wanda on noised inputs, no sink weighting) — unstructured /
-            N:M weight pruning — or the structured methods `sink_heads`, `magnitude_heads`, `random_heads`,
-            `activation_heads` (remove attention heads and MLP channels). See `docs/methods.md`.
+        method (`str`): a registered method (`optimum_sinkprune.registry.method_names()`): unstructured / N:M
+            weight pruning (the default is the paper's method) or a structured method that removes attention heads
+            and MLP channels. See `docs/methods.md` and `docs/structured.md`.
         sparsity (`float`): fraction of weights to zero per pruned layer, in [0, 1).
         pattern (`str`): `"unstructured"` or `"N:M"` (keep N of every M consecutive inputs of a row); with N:M the
             sparsity must equal 1 - N/M.
         num_samples (`int`), seq_len (`int`), seed (`int`), batch_size (`int`): calibration.
         diffusion_steps (`int`), sample_interval (`int`), noise_eps (`float`): the noised calibration of the
             diffusion methods, at steps s = interval, 2·interval, …, steps (t = s / steps).
+        noise_schedule (`str`, *optional*): "ladder" (t = s / steps) or "uniform" (t ~ U(0, 1] per sample and
+            sampled step, stratified across a batch); None: the model family's default (`adapter.noise_defaults()`:
+            ladder for LLaDA / MMaDA, uniform for Dream, as the paper's code does). A saved config records the
+            value the run used.
+        protected_positions (`str`, *optional*): window positions never masked: "none", "first" or "first_last";
+            None: the family's default (nothing for LLaDA / MMaDA, first and last for Dream).
         sink_std (`float`), sink_alpha (`float`): sink weight σ = sigmoid(alpha · (m − (mean(m) + sink_std·std(m)))).
         block_size (`int`), dampening (`float`): SparseGPT's column block and relative Hessian dampening.
         targets (`list[str]`, *optional*): module-name patterns (fnmatch, or a role among q,k,v,o,gate,up,down) of
@@ -92,6 +114,13 @@ class SinkAwarePruningConfig:
         target_param_reduction (`float`, *optional*), head_ratio (`float`, *optional*), mlp_ratio (`float`,
             *optional*), allocation (`str`), structured_mode (`str`), instability_weight (`float`),
             min_heads_per_layer (`int`): structured methods only (see `optimum_sinkprune.structured`).
+
+    Raises:
+        `ValueError`: any field outside its allowed values, naming the field, the value and what is allowed. A run
+            that would remove nothing is refused here rather than calibrated for no change: `sparsity=0` for a
+            weight-pruning method, `target_param_reduction=0`, or `head_ratio` and `mlp_ratio` both 0 / unset.
+            (A budget that is positive but rounds to no weight, head or channel on the model at hand is refused by
+            `SinkAwarePruner.prune`, also before calibration.)
     """
 
     method: str = "sink_wanda"
@@ -106,6 +135,8 @@ class SinkAwarePruningConfig:
     diffusion_steps: int = 50
     sample_interval: int = 5
     noise_eps: float = 1e-3
+    noise_schedule: str | None = None
+    protected_positions: str | None = None
     # sink weighting
     sink_std: float = 2.0
     sink_alpha: float = 5.0
@@ -126,9 +157,8 @@ class SinkAwarePruningConfig:
     min_heads_per_layer: int = 1
 
     def __post_init__(self) -> None:
-        if self.method not in KNOWN_METHODS:
-            raise ValueError(f"method={self.method!r} is unknown; known methods: {', '.join(KNOWN_METHODS)}")
-        _check_float("sparsity", self.sparsity, 0.0, 1.0, open_high=True)
+        get_method(self.method)  # raises naming the known methods
+        check_float("sparsity", self.sparsity, 0.0, 1.0, open_high=True)
         nm = parse_pattern(self.pattern)
         if nm is not None:
             if self.is_structured:
@@ -143,29 +173,38 @@ class SinkAwarePruningConfig:
         for name, minimum in (("num_samples", 1), ("seq_len", 1), ("seed", 0), ("batch_size", 1),
                               ("diffusion_steps", 1), ("sample_interval", 1), ("block_size", 1),
                               ("min_heads_per_layer", 0)):
-            _check_int(name, getattr(self, name), minimum)
+            check_int(name, getattr(self, name), minimum)
         if self.sample_interval > self.diffusion_steps:
             raise ValueError(f"sample_interval={self.sample_interval} must be <= diffusion_steps="
                              f"{self.diffusion_steps} (steps are sampled at interval, 2·interval, …, steps)")
-        _check_float("noise_eps", self.noise_eps, 0.0, 1.0, open_high=True)
-        _check_float("sink_std", self.sink_std)
-        _check_float("sink_alpha", self.sink_alpha, 0.0, open_low=True)
-        _check_float("dampening", self.dampening, 0.0, open_low=True)
-        _check_float("instability_weight", self.instability_weight, 0.0)
+        check_float("noise_eps", self.noise_eps, 0.0, 1.0, open_high=True)
+        from .calibration.noise import PROTECTED_POSITIONS, SCHEDULES  # the noise module owns the allowed values
+
+        if self.noise_schedule is not None:
+            check_choice("noise_schedule", self.noise_schedule, SCHEDULES)
+        if self.protected_positions is not None:
+            check_choice("protected_positions", self.protected_positions, PROTECTED_POSITIONS)
+        check_float("sink_std", self.sink_std)
+        check_float("sink_alpha", self.sink_alpha, 0.0, open_low=True)
+        check_float("dampening", self.dampening, 0.0, open_low=True)
+        check_float("instability_weight", self.instability_weight, 0.0)
         if self.memory_limit_gb is not None:
-            _check_float("memory_limit_gb", self.memory_limit_gb, 0.0, open_low=True)
+            check_float("memory_limit_gb", self.memory_limit_gb, 0.0, open_low=True)
         self.targets = self._check_patterns("targets", self.targets, allow_none=True)
         self.ignore = self._check_patterns("ignore", self.ignore, allow_none=False)
         # structured fields
         if self.target_param_reduction is not None:
-            _check_float("target_param_reduction", self.target_param_reduction, 0.0, 1.0, open_high=True)
+            check_float("target_param_reduction", self.target_param_reduction, 0.0, 1.0, open_high=True)
         for name in ("head_ratio", "mlp_ratio"):
             if getattr(self, name) is not None:
-                _check_float(name, getattr(self, name), 0.0, 1.0, open_high=True)
-        if self.allocation not in ALLOCATIONS:
-            raise ValueError(f"allocation={self.allocation!r} is not one of {ALLOCATIONS}")
-        if self.structured_mode not in STRUCTURED_MODES:
-            raise ValueError(f"structured_mode={self.structured_mode!r} is not one of {STRUCTURED_MODES}")
+                check_float(name, getattr(self, name), 0.0, 1.0, open_high=True)
+        if not self.is_structured and self.sparsity == 0:
+            raise ValueError(
+                f"sparsity={self.sparsity!r} is not allowed for method={self.method!r}: it must be a number in (0, 1); "
+                "0 removes no weight, so the run is refused rather than calibrated for no change"
+            )
+        check_choice("allocation", self.allocation, ALLOCATIONS)
+        check_choice("structured_mode", self.structured_mode, STRUCTURED_MODES)
         if self.is_structured:
             explicit = self.head_ratio is not None or self.mlp_ratio is not None
             if self.target_param_reduction is not None and explicit:
@@ -176,6 +215,7 @@ class SinkAwarePruningConfig:
             if self.target_param_reduction is None and not explicit:
                 raise ValueError(f"method={self.method!r} (structured) needs target_param_reduction or "
                                  "head_ratio/mlp_ratio")
+            check_budget_removes_something(self.target_param_reduction, self.head_ratio, self.mlp_ratio)
 
     @staticmethod
     def _check_patterns(name: str, value: Any, *, allow_none: bool) -> list[str] | None:
@@ -187,15 +227,68 @@ class SinkAwarePruningConfig:
             raise ValueError(f"{name}={value!r} is not allowed; give a list of non-empty module-name patterns")
         return list(value)
 
+    # ---- presets -----------------------------------------------------------------------------------
+    @classmethod
+    def paper_preset(cls, family: str, method: str = "sink_wanda", sparsity: float = 0.5,
+                     **overrides: Any) -> SinkAwarePruningConfig:
+        """The paper's calibration settings for a model family (`PAPER_PRESET`): 128 windows of 4096 tokens (cut
+        from the wikitext-2 train split by `calibration.datasets.paper_calibration_windows`), batch 1, 50 diffusion
+        steps visited every 5, sink α 5 and k 2 (`sink_alpha`, `sink_std`), SparseGPT damping 0.01 and block 128,
+        seed 0; the family's noise (`adapter.noise_defaults()`: LLaDA / MMaDA ladder with nothing protected, Dream
+        uniform with the first and last positions protected) is written into the config.
+
+        Args:
+            family (`str`): "llada", "mmada" or "dream" (a model's `config.model_type`; case does not matter).
+            method (`str`): a registered weight-pruning (unstructured) method, e.g. "sink_wanda".
+            sparsity (`float`): fraction of weights to zero per layer.
+            overrides: any other config field, e.g. `seq_len=512` for a smaller run (applied last).
+
+        Returns:
+            `SinkAwarePruningConfig`.
+
+        Raises:
+            ValueError: an unknown family (the message lists the known ones), a structured method (the preset is
+                the paper's weight pruning; the message lists the methods it covers), or an invalid override.
+        """
+        key = family.lower() if isinstance(family, str) else family
+        if key not in PAPER_PRESET_FAMILIES:
+            raise ValueError(f"family={family!r} has no paper preset; known families: "
+                             f"{', '.join(PAPER_PRESET_FAMILIES)}")
+        from .registry import method_names
+
+        allowed = method_names(family="unstructured")
+        get_method(method)  # an unknown name raises naming the known methods
+        if method not in allowed:
+            raise ValueError(f"method={method!r} is not covered by the paper preset (it prunes weights); choose one "
+                             f"of {allowed}")
+        from .adapters.registry import adapter_for_model_type
+
+        noise = adapter_for_model_type(key).noise_defaults()
+        values: dict[str, Any] = dict(PAPER_PRESET, method=method, sparsity=sparsity, noise_schedule=noise.schedule,
+                                      protected_positions=noise.protected)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown SinkAwarePruningConfig keys {unknown}; known keys: {sorted(known)}")
+        values.update(overrides)
+        return cls(**values)
+
     # ---- derived -----------------------------------------------------------------------------------
     @property
+    def method_spec(self) -> MethodSpec:
+        """The registered `MethodSpec` of `method`."""
+        return get_method(self.method)
+
+    @property
     def is_structured(self) -> bool:
-        return self.method in STRUCTURED_METHODS
+        """True for methods that remove attention heads and MLP channels (family "structured")."""
+        return self.method_spec.family == "structured"
 
     @property
     def uses_diffusion(self) -> bool:
-        """True when calibration noises the inputs with the forward process (a mask token is needed)."""
-        return self.method in DIFFUSION_METHODS
+        """True when calibration noises the inputs of a diffusion model with the forward process, so the model (or
+        its tokenizer) must define a mask token."""
+        return self.method_spec.needs_mask_token
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -209,7 +302,7 @@ class SinkAwarePruningConfig:
     # ---- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict, stamped with `sinkprune_version` and `config_format`."""
-        from . import __version__
+        from .version import __version__
 
         out = asdict(self)
         out["sinkprune_version"] = __version__
@@ -232,7 +325,7 @@ class SinkAwarePruningConfig:
         return cls(**data)
 
     def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        return pruning_config_json(self.to_dict())
 
     @classmethod
     def from_json_string(cls, text: str) -> SinkAwarePruningConfig:
@@ -240,13 +333,7 @@ class SinkAwarePruningConfig:
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
         """Write `sink_pruning_config.json` into `save_directory` (created if needed); returns the file path."""
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, CONFIG_NAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json_string())
-        os.replace(tmp, path)
-        return path
+        return write_pruning_config(save_directory, self.to_dict())
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> SinkAwarePruningConfig:
@@ -255,16 +342,58 @@ class SinkAwarePruningConfig:
         file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
         if not os.path.isfile(file):
             raise FileNotFoundError(f"no {CONFIG_NAME} at {path!r}")
-        with open(file, encoding="utf-8") as fh:
-            return cls.from_json_string(fh.read())
+        from .validation import read_text_file  # a file that is not UTF-8 is named with its line
+
+        return cls.from_json_string(read_text_file(file, what="pruning config"))
+
+
+def pruning_config_json(data: Mapping[str, Any]) -> str:
+    """The text of `sink_pruning_config.json` for a pruning config dict (sorted keys, two-space indent)."""
+    return json.dumps(dict(data), indent=2, sort_keys=True) + "\n"
+
+
+def write_pruning_config(save_directory: str | os.PathLike, data: Mapping[str, Any]) -> str:
+    """The one writer of `sink_pruning_config.json` (`SinkAwarePruningConfig.save_pretrained` and the checkpoint
+    saver both call it): `data` as `pruning_config_json` text, written to a temporary name and renamed into place.
+
+    Args:
+        save_directory: the folder (created if needed).
+        data: the pruning config dict (`SinkAwarePruningConfig.to_dict()`).
+
+    Returns:
+        `str`: the path of the written file.
+
+    Raises:
+        `ValueError`: `data` is not JSON-serialisable (nothing is written).
+    """
+    try:
+        text = pruning_config_json(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the pruning config must be JSON-serialisable: {err}") from err
+    os.makedirs(save_directory, exist_ok=True)
+    path = os.path.join(os.fspath(save_directory), CONFIG_NAME)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 __all__ = [
+    "ALLOCATIONS",
     "CONFIG_NAME",
-    "DIFFUSION_METHODS",
-    "KNOWN_METHODS",
-    "STRUCTURED_METHODS",
-    "UNSTRUCTURED_METHODS",
+    "PAPER_PRESET",
+    "PAPER_PRESET_FAMILIES",
+    "STRUCTURED_MODES",
     "SinkAwarePruningConfig",
+    "pruning_config_json",
+    "write_pruning_config",
+    "calibration_steps",
+    "check_budget_removes_something",
+    "check_choice",
     "parse_pattern",
 ]

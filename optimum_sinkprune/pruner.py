@@ -15,7 +15,7 @@ import fnmatch
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,12 +23,9 @@ from torch import nn
 
 from .adapters import ALL_ROLES, get_adapter
 from .configuration import SinkAwarePruningConfig
+from .registry import get_method
 
 logger = logging.getLogger(__name__)
-
-# Structured methods that run the model on calibration data (the others score weights only).
-STRUCTURED_CALIBRATED = ("sink_heads", "activation_heads")
-
 
 # ------------------------------------------------------------------------------------------------------------------
 # report
@@ -162,51 +159,127 @@ def select_targets(model: nn.Module, adapter, targets: list[str] | None, ignore:
 
 
 def _parameter_counts(model: nn.Module) -> tuple[int, int, int]:
-    """(parameters, zeros, bytes) over every parameter (offloaded ones through their real tensor)."""
-    from .methods import read_weight
+    """(parameters, zeros, bytes) over every parameter (`optimum_sinkprune.counting.count_parameters`)."""
+    from .counting import count_parameters
 
-    params = zeros = nbytes = 0
-    seen = set()
-    for module in model.modules():
-        for pname, p in module.named_parameters(recurse=False):
-            if id(p) in seen:  # tied weights count once
-                continue
-            seen.add(id(p))
-            t = p
-            if p.device.type == "meta":
-                if pname != "weight":
-                    continue
-                try:
-                    t = read_weight(module)
-                except ValueError:
-                    continue
-            params += t.numel()
-            zeros += int((t == 0).sum())
-            nbytes += t.numel() * t.element_size()
-    return params, zeros, nbytes
+    return count_parameters(model)
 
 
 class _WeightJournal:
-    """CPU copies of weights before they are modified, to restore the model when a sequential run fails midway."""
+    """Restore copies of weights before they are modified, kept on disk (one safetensors file per layer in a private
+    temporary folder), to restore the model when a sequential run fails midway. Host memory holds at most one
+    layer's copy at a time; `close` deletes the folder.
 
-    def __init__(self, enabled: bool):
+    Args:
+        enabled: keep copies at all (`restore_on_error` on a sequential method).
+        directory: where the temporary folder is made (default: the system's temporary directory).
+    """
+
+    def __init__(self, enabled: bool, directory: str | os.PathLike | None = None):
         self.enabled = enabled
-        self.saved: dict[str, tuple[nn.Linear, torch.Tensor]] = {}
+        self._directory = directory
+        self._folder: str | None = None
+        self.saved: dict[str, tuple[nn.Linear, str]] = {}
 
     def record(self, name: str, layer: nn.Linear) -> None:
+        from safetensors.torch import save_file
+
         from .methods import read_weight
 
-        if self.enabled and name not in self.saved:
-            self.saved[name] = (layer, read_weight(layer).detach().to("cpu", copy=True))
+        if not self.enabled or name in self.saved:
+            return
+        if self._folder is None:
+            import tempfile
+
+            self._folder = tempfile.mkdtemp(prefix="sinkprune-restore-", dir=self._directory)
+        path = os.path.join(self._folder, f"{len(self.saved)}.safetensors")
+        save_file({"weight": read_weight(layer).detach().to("cpu").contiguous()}, path)
+        self.saved[name] = (layer, path)
 
     @torch.no_grad()
     def restore(self) -> None:
+        from safetensors.torch import load_file
+
         from .methods import read_weight
 
-        for layer, original in self.saved.values():
+        for layer, path in self.saved.values():
             target = read_weight(layer)
-            target.copy_(original.to(target.device))
+            target.copy_(load_file(path)["weight"].to(target.device))
         logger.warning("pruning failed; restored the %d layers already modified", len(self.saved))
+
+    def close(self) -> None:
+        """Delete the copies (after success, or after `restore`)."""
+        if self._folder is not None:
+            import shutil
+
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self.saved.clear()
+
+
+@dataclass
+class _Run:
+    """A validated weight-pruning run: what `SinkAwarePruner._plan` checked, before any weight changes."""
+
+    config: SinkAwarePruningConfig
+    spec: Any
+    targets: dict[str, nn.Linear]
+    mask_token_id: int | None
+    ids: torch.Tensor | None
+    noise: Any
+    estimate: Any
+    restore_copies: bool
+    data: Any = None  # the calibration data as given (described in the pruning history)
+    zeros_before: dict[str, int] = field(default_factory=dict)  # per target, zeros before its mask was applied
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# pruning history
+# ------------------------------------------------------------------------------------------------------------------
+HISTORY_KEY = "sink_pruning_history"
+# exact zeros above this share of the parameters mean earlier pruning (trained weights are almost never exactly 0)
+PRUNED_ZERO_SHARE = 0.05
+
+
+def prior_pruning(model_config: Any, zeros: int, params: int) -> list[str]:
+    """Signs that a model was pruned before: recorded pruning steps, removed heads, or many exact zeros.
+
+    Args:
+        model_config: the model's `PretrainedConfig`.
+        zeros, params: zero and total parameter counts of the model.
+
+    Returns:
+        `list[str]`: one phrase per sign found (empty for a dense model).
+    """
+    signs = []
+    history = getattr(model_config, HISTORY_KEY, None) or []
+    if history:
+        signs.append("its config records " + ", ".join(str(step.get("method")) for step in history))
+    elif getattr(model_config, "sink_pruning_config", None):
+        signs.append(f"its config records {model_config.sink_pruning_config.get('method')}")
+    if getattr(model_config, "pruned_heads", None):
+        signs.append("heads were removed (pruned_heads in its config)")
+    if params and zeros / params > PRUNED_ZERO_SHARE:
+        signs.append(f"{zeros / params:.1%} of its parameters are exactly zero")
+    return signs
+
+
+def history_step(config: SinkAwarePruningConfig, base_model: str | None, data: Any = None) -> dict[str, Any]:
+    """One entry of `config.json`'s `sink_pruning_history`: method, its config, where the model came from (a Hub id,
+    an embedded model's name or a folder name; no machine paths), the calibration data and the package version."""
+    from .calibration.data import describe_calibration_data
+    from .hub.model_card import portable_model_name
+    from .version import __version__
+
+    return {"method": config.method, "config": config.to_dict(), "base_model": portable_model_name(base_model),
+            "calibration_data": None if not get_method(config.method).needs_data and data is None
+            else describe_calibration_data(data), "optimum_sinkprune": __version__}
+
+
+def _record_step(model: nn.Module, config: SinkAwarePruningConfig, base_model: str | None, data: Any) -> None:
+    history = list(getattr(model.config, HISTORY_KEY, None) or [])
+    model.config.sink_pruning_config = config.to_dict()
+    setattr(model.config, HISTORY_KEY, [*history, history_step(config, base_model, data)])
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -235,18 +308,12 @@ class SinkAwarePruner:
         the tokenizer is loaded from the same place when it has one)."""
         if isinstance(model_or_path, nn.Module):
             return cls(model_or_path, tokenizer)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        import optimum_sinkprune  # noqa: F401 - registers the LLaDA/Dream auto classes
+        from .hub.load import load_model, load_tokenizer
 
         path = os.fspath(model_or_path)
-        model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs)
-        model.eval()
+        model = load_model(path, **load_kwargs)
         if tokenizer is None:
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(path)
-            except (OSError, ValueError) as err:
-                logger.info("no tokenizer loaded from %s (%s)", path, err)
+            tokenizer = load_tokenizer(path, required=False)
         return cls(model, tokenizer, base_model=path)
 
     # ---- validation ------------------------------------------------------------------------------------------------
@@ -265,14 +332,29 @@ class SinkAwarePruner:
         return ids
 
     def _validate(self, config: SinkAwarePruningConfig, targets: dict[str, nn.Linear]) -> int | None:
+        """Check the pattern against the targets, and resolve the mask token once (model config, then tokenizer)
+        for methods that noise their inputs: returns it (None for methods on clean inputs), for every consumer."""
         nm = config.nm
         if nm is not None:
             bad = {name: t.in_features for name, t in targets.items() if t.in_features % nm[1]}
             if bad:
                 raise ValueError(f"pattern={config.pattern!r} needs in_features divisible by {nm[1]}; not so for {bad}")
-            if config.method in ("sparsegpt", "sink_sparsegpt") and config.block_size % nm[1]:
+            if get_method(config.method).reconstruct and config.block_size % nm[1]:
                 raise ValueError(f"block_size={config.block_size} must be a multiple of M={nm[1]} for "
                                  f"pattern={config.pattern!r}")
+        from .validation import smallest_removing_sparsity, weights_removed
+
+        spec = get_method(config.method)
+        shapes = [(t.out_features, t.in_features) for t in targets.values()]
+        options = dict(per_row=spec.per_row, reconstruct=spec.reconstruct, block_size=config.block_size)
+        if not any(weights_removed(shape, config.sparsity, nm=nm, **options) for shape in shapes):
+            # a positive sparsity that rounds to no weight in any layer: refused rather than calibrated for nothing
+            smallest = min(smallest_removing_sparsity(shape, **options) for shape in shapes)
+            raise ValueError(
+                f"sparsity={config.sparsity!r} removes no weight from the {len(targets)} target layers of method "
+                f"{config.method!r} (its masks remove a floor of sparsity times each comparison group); use sparsity "
+                f">= {smallest:g} (and < 1)"
+            )
         mask_id = None
         if config.uses_diffusion:
             mask_id = self.adapter.mask_token_id(self.model, self.tokenizer)
@@ -297,8 +379,10 @@ class SinkAwarePruner:
                 data-free mode, where the model generates its calibration text (`magnitude` needs none).
             save_dir: when given, `save_pretrained(save_dir)` afterwards.
             progress: show tqdm bars.
-            restore_on_error: keep CPU copies of weights while a sequential method runs, to restore the model if it
-                fails midway (e.g. non-finite statistics in a later block).
+            restore_on_error: while a sequential method runs, keep copies of the weights it modifies on disk (a
+                temporary folder, deleted afterwards; as many bytes as the pruned layers' weights), to restore the
+                model if it fails midway (e.g. non-finite statistics in a later block). Dense methods check every
+                statistic before the first weight changes and keep none.
 
         Returns:
             `(model, PruningReport)`.
@@ -307,97 +391,104 @@ class SinkAwarePruner:
             ValueError: bad config, targets, calibration data, seq_len, a model without a mask token for a
                 diffusion method — all before any weight is touched.
             MemoryError: the memory estimate exceeds what is available (before anything runs).
-            FloatingPointError: NaN/inf statistics (names the layer).
+            FloatingPointError: NaN/inf in a parameter of the model (`validation.NonFiniteWeightsError`, also a
+                ValueError; names the first bad parameter, before any calibration), or NaN/inf calibration
+                statistics of finite weights (activation overflow; names the layer).
         """
-        from .calibration import engine
-        from .methods import check_finite, method_spec
-
         if isinstance(config, dict):
             config = SinkAwarePruningConfig.from_dict(config)
         if not isinstance(config, SinkAwarePruningConfig):
             raise ValueError(f"config must be a SinkAwarePruningConfig or its dict, got {type(config).__name__}")
-        start = time.perf_counter()
-        model, adapter = self.model, self.adapter
-        model.eval()
-        before = _parameter_counts(model)
+        if save_dir is not None:  # the save's own destination check, before any calibration or weight change
+            from .hub.save import check_save_directory
 
+            check_save_directory(save_dir, argument="save_dir", remedy="pass an empty or new folder, or prune "
+                                 "without save_dir and call save_pretrained(path, overwrite=True)")
+        start = time.perf_counter()
+        self.model.eval()
+        before = _parameter_counts(self.model)
+        signs = prior_pruning(self.model.config, before[1], before[0])
+        if signs:  # the new step adds to the old one; the config and card record both
+            logger.warning("pruning a model that is already pruned (%s): %s runs on top of it; start from the dense "
+                           "model for a single-step result", "; ".join(signs), config.method)
         if config.is_structured:
             return self._prune_structured(config, calibration_dataset, save_dir, start, before, progress)
 
-        spec = method_spec(config.method)
-        targets = select_targets(model, adapter, config.targets, config.ignore)
-        mask_id = self._validate(config, targets)
-        ids = None if spec.order == "none" else self._prepare_calibration(config, calibration_dataset)
-        estimate = engine.estimate_memory(model, adapter, targets, config=config,
-                                          restore_copies=restore_on_error and spec.order == "sequential")
-        limit = int(config.memory_limit_gb * 1024**3) if config.memory_limit_gb is not None else None
-        engine.check_memory(estimate, limit_bytes=limit)
-        logger.info("pruning %d layers with %s (%s, sparsity %.2f); memory estimate %s", len(targets), config.method,
-                    config.pattern, config.sparsity, estimate.summary())
-
-        journal = _WeightJournal(restore_on_error and spec.order == "sequential")
-        sink_stats = None
-        forwards = 0
+        run = self._plan(config, calibration_dataset, restore_on_error)  # validate: nothing has changed yet
+        journal = _WeightJournal(run.restore_copies)
         try:
-            with torch.no_grad():
-                if spec.order == "none":
-                    for name, layer in targets.items():
-                        self._prune_layer(config, spec, name, layer, None, journal)
-                elif spec.order == "dense":
-                    noisy = engine.noised_samples(ids, config.sampled_steps, diffusion_steps=config.diffusion_steps,
-                                                  mask_token_id=mask_id, noise_eps=config.noise_eps, seed=config.seed)
-                    stats, sink_stats = engine.collect_dense_norms(
-                        model, adapter, targets, noisy, sink=spec.sink, sink_alpha=config.sink_alpha,
-                        sink_std=config.sink_std, batch_size=config.batch_size, progress=progress)
-                    forwards = noisy.shape[0] * noisy.shape[1]
-                    for name, value in stats.items():  # every statistic checked before any weight changes
-                        check_finite(name, value)
-                    for name, layer in targets.items():
-                        self._prune_layer(config, spec, name, layer, stats[name], journal)
-                else:
-                    token_weights = None
-                    if spec.sink:
-                        noisy = engine.noised_samples(ids, config.sampled_steps,
-                                                      diffusion_steps=config.diffusion_steps, mask_token_id=mask_id,
-                                                      noise_eps=config.noise_eps, seed=config.seed)
-                        sigma, sink_stats = engine.collect_sink_weights(
-                            model, adapter, noisy, sink_alpha=config.sink_alpha, sink_std=config.sink_std,
-                            batch_size=config.batch_size, progress=progress)
-                        forwards += noisy.shape[0] * noisy.shape[1]
-                        token_weights = 1.0 - sigma
-
-                    def prune_block(index: int, stats: dict[str, torch.Tensor]) -> None:
-                        for name, value in stats.items():
-                            check_finite(name, value)
-                        for name, value in stats.items():
-                            self._prune_layer(config, spec, name, targets[name], value, journal)
-
-                    engine.run_sequential(model, adapter, ids, targets, statistic=spec.statistic,
-                                          prune_block=prune_block, token_weights=token_weights,
-                                          batch_size=config.batch_size, progress=progress)
-                    forwards += 2 * ids.shape[0]
+            result = self._calibrate_and_apply(run, journal, progress)  # calibrate → score → apply
         except BaseException:
             if journal.saved:
                 journal.restore()
             raise
-        del journal
-
-        self.config = config
-        model.config.sink_pruning_config = config.to_dict()
-        report = self._report(config, targets, start, before)
-        report.memory_estimate = {"device": estimate.device, "device_bytes": estimate.device_bytes,
-                                  "host_bytes": estimate.host_bytes}
-        if ids is not None:
-            report.calibration = {"num_samples": int(ids.shape[0]), "seq_len": int(ids.shape[1]),
-                                  "forward_passes": int(forwards)}
-        report.sink = sink_stats.to_dict() if sink_stats is not None else None
-        self.report = report
-        logger.info("pruned: %s", report.summary().replace("\n", "; "))
+        finally:
+            journal.close()
+        report = self._finish(run, result, start, before)  # report
         if save_dir is not None:
             self.save_pretrained(save_dir)
-        return model, report
+        return self.model, report
 
-    def _prune_layer(self, config, spec, name: str, layer: nn.Linear, statistic, journal: _WeightJournal) -> None:
+    def _plan(self, config: SinkAwarePruningConfig, calibration_dataset: Any, restore_on_error: bool) -> _Run:
+        """Validate everything a weight-pruning run needs, before any weight changes: the method, the targets, the
+        mask token (resolved once, with the tokenizer), the calibration ids and the memory estimate."""
+        from .calibration import engine
+        from .calibration.noise import NoiseSchedule
+
+        from .validation import check_finite_parameters
+
+        spec = get_method(config.method)
+        targets = select_targets(self.model, self.adapter, config.targets, config.ignore)
+        mask_id = self._validate(config, targets)
+        check_finite_parameters(self.model)  # NaN/inf weights are named here, not blamed on a later activation
+        ids = None if spec.order == "none" else self._prepare_calibration(config, calibration_dataset)
+        noise = NoiseSchedule.from_config(config, self.adapter) if spec.noised else None
+        restore_copies = restore_on_error and spec.order == "sequential"
+        estimate = engine.estimate_memory(self.model, self.adapter, targets, config=config,
+                                          restore_copies=restore_copies)
+        limit = int(config.memory_limit_gb * 1024**3) if config.memory_limit_gb is not None else None
+        engine.check_memory(estimate, limit_bytes=limit)
+        logger.info("pruning %d layers with %s (%s, sparsity %.2f); memory estimate %s", len(targets), config.method,
+                    config.pattern, config.sparsity, estimate.summary())
+        return _Run(config=config, spec=spec, targets=targets, mask_token_id=mask_id, ids=ids, noise=noise,
+                    estimate=estimate, restore_copies=restore_copies, data=calibration_dataset)
+
+    def _calibrate_and_apply(self, run: _Run, journal: _WeightJournal, progress: bool):
+        """The engine calibrates in the method's order and hands each layer's statistic to the scorer, which
+        applies the layer's mask (sequential order: block by block)."""
+        from .calibration import engine
+        from .methods import check_finite
+
+        def prune_layer(name: str, statistic: torch.Tensor | None) -> None:
+            self._prune_layer(run.config, run.spec, name, run.targets[name], statistic, journal, run.zeros_before)
+
+        config = run.config
+        with torch.no_grad():
+            return engine.run_method(
+                self.model, self.adapter, run.spec, run.targets, run.ids, prune_layer=prune_layer,
+                check=check_finite, noise=run.noise, mask_token_id=run.mask_token_id, sink_alpha=config.sink_alpha,
+                sink_std=config.sink_std, batch_size=config.batch_size, progress=progress,
+            )
+
+    def _finish(self, run: _Run, result, start: float, before: tuple[int, int, int]) -> PruningReport:
+        config = run.config
+        if run.noise is not None:  # record the noise the run used (None fields resolve to the family's defaults)
+            config = replace(config, noise_schedule=run.noise.schedule, protected_positions=run.noise.protected)
+        self.config = config
+        _record_step(self.model, config, self.base_model, run.data)
+        report = self._report(config, run.targets, start, before, zeros_before=run.zeros_before)
+        report.memory_estimate = {"device": run.estimate.device, "device_bytes": run.estimate.device_bytes,
+                                  "host_bytes": run.estimate.host_bytes}
+        if run.ids is not None:
+            report.calibration = {"num_samples": int(run.ids.shape[0]), "seq_len": int(run.ids.shape[1]),
+                                  "forward_passes": int(result.forwards)}
+        report.sink = result.sink.to_dict() if result.sink is not None else None
+        self.report = report
+        logger.info("pruned: %s", report.summary().replace("\n", "; "))
+        return report
+
+    def _prune_layer(self, config, spec, name: str, layer: nn.Linear, statistic, journal: _WeightJournal,
+                     zeros_before: dict[str, int] | None = None) -> None:
         from .methods import apply_mask, layer_mask, read_weight
 
         mask, new_weight = layer_mask(spec, read_weight(layer), statistic, sparsity=config.sparsity, nm=config.nm,
@@ -405,20 +496,31 @@ class SinkAwarePruner:
         if new_weight is not None and not torch.isfinite(new_weight).all():
             raise FloatingPointError(f"SparseGPT reconstruction of layer {name!r} produced NaN/inf")
         journal.record(name, layer)
+        if zeros_before is not None:
+            weight = read_weight(layer)
+            zeros_before[name] = weight.numel() - int(torch.count_nonzero(weight))
         apply_mask(layer, mask, new_weight)
 
     def _prune_structured(self, config, calibration_dataset, save_dir, start, before, progress):
-        from .structured import prune_structured  # lazy: written separately
+        from .structured import plan_structured_budget, prune_structured  # lazy: written separately
+        from .validation import check_finite_parameters
 
-        if config.uses_diffusion:
-            self.adapter.mask_token_id(self.model, self.tokenizer)
-        # magnitude_heads / random_heads read only the weights: no calibration text is built (or generated) for them
-        needs_data = config.method in STRUCTURED_CALIBRATED or calibration_dataset is not None
+        # validate before calibration data is built (or generated) from the model: finite weights, and the config's
+        # structured fields with a budget that removes something on this model
+        check_finite_parameters(self.model)
+        plan_structured_budget(self.model, config)
+        # structured statistics noise the inputs of diffusion models only (autoregressive ones run clean); the mask
+        # token is resolved once, with the tokenizer, and handed to the statistics
+        mask_id = None
+        if config.uses_diffusion and self.adapter.is_diffusion:
+            mask_id = self.adapter.mask_token_id(self.model, self.tokenizer)
+        # weight-only methods (magnitude_heads, random_heads): no calibration text is built (or generated) for them
+        needs_data = get_method(config.method).needs_data or calibration_dataset is not None
         ids = self._prepare_calibration(config, calibration_dataset) if needs_data else None
         result = prune_structured(self.model, config=config, calibration_ids=ids, attention_mask=None,
-                                  progress=progress)
+                                  mask_token_id=mask_id, progress=progress, check_weights=False)
         self.config = config
-        self.model.config.sink_pruning_config = config.to_dict()
+        _record_step(self.model, config, self.base_model, calibration_dataset)
         report = self._report(config, {}, start, before)
         report.structured = result.to_dict()
         if ids is not None:
@@ -428,14 +530,21 @@ class SinkAwarePruner:
             self.save_pretrained(save_dir)
         return self.model, report
 
-    def _report(self, config, targets: dict[str, nn.Linear], start: float, before: tuple[int, int, int]):
+    def _report(self, config, targets: dict[str, nn.Linear], start: float, before: tuple[int, int, int], *,
+                zeros_before: dict[str, int] | None = None):
+        """The run's report. With `zeros_before` covering every target (unstructured pruning changed only them), the
+        whole model's counts follow from `before` and the targets' counts, without counting every parameter again."""
         from .methods import read_weight
 
         layers = []
         for name, layer in targets.items():
             w = read_weight(layer)
-            layers.append(LayerSparsity(name, tuple(w.shape), w.numel(), int((w == 0).sum())))
-        params, zeros, _ = _parameter_counts(self.model)
+            layers.append(LayerSparsity(name, tuple(w.shape), w.numel(), w.numel() - int(torch.count_nonzero(w))))
+        if targets and zeros_before is not None and set(zeros_before) >= set(targets):
+            params = before[0]
+            zeros = before[1] + sum(layer.zeros - zeros_before[layer.name] for layer in layers)
+        else:
+            params, zeros, _ = _parameter_counts(self.model)
         return PruningReport(method=config.method, pattern=config.pattern, target_sparsity=config.sparsity,
                              layers=layers, model_params=params, model_zeros=zeros,
                              wall_time_s=time.perf_counter() - start, params_before=before[0],
@@ -475,4 +584,5 @@ class SinkAwarePruner:
         )
 
 
-__all__ = ["LayerSparsity", "PruningReport", "SinkAwarePruner", "select_targets"]
+__all__ = ["HISTORY_KEY", "LayerSparsity", "PruningReport", "SinkAwarePruner", "history_step", "prior_pruning",
+           "select_targets"]

@@ -177,6 +177,18 @@ def lr_at(step: int, max_steps: int, lr: float, warmup: int, min_ratio: float, t
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _drop_copied_modeling_code(out: Path) -> None:
+    """The packaged DLM loads through the plugin's registered classes, so it ships neither the modeling code that
+    save_pretrained copies beside the weights nor the `auto_map` pointing to it (one copy of the code, in
+    optimum_sinkprune/models/). Checkpoints saved from it get both again at save time."""
+    for name in ("modeling_llada.py", "configuration_llada.py", "modeling_dlm_utils.py"):
+        (out / name).unlink(missing_ok=True)
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config.pop("auto_map", None)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def save(model, tokenizer, out: Path, kind: str, state: dict, log_file: Path | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
@@ -188,6 +200,8 @@ def save(model, tokenizer, out: Path, kind: str, state: dict, log_file: Path | N
         os.chmod(f, 0o644)
         os.replace(f, out / f.name)
     tmp.rmdir()
+    if kind == "dlm":
+        _drop_copied_modeling_code(out)
     gen_cfg = out / "generation_config.json"
     if gen_cfg.exists():
         gen_cfg.unlink()

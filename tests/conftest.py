@@ -18,6 +18,44 @@ from optimum_sinkprune.models import DreamConfig, DreamModel, LLaDAConfig, LLaDA
 VOCAB = 128
 MASK_ID = 127
 
+# `python -m pytest -q` runs everything (CI); `python -m pytest -q -m "not slow"` skips what is marked `slow`. Tests
+# in tests/commands, tests/examples and tests/assets carry `@pytest.mark.slow` themselves; the rules below mark the
+# rest in one place: every test on the loopback Hub (the `fake_hub` fixture), and these end-to-end, subprocess and
+# whole-checkpoint save/reload tests (each over ~3 s on 2 shared cores).
+SLOW_FIXTURES = ("fake_hub",)
+SLOW_TESTS = (
+    "tests/evaluation/test_benchmark_run_all.py::test_quick_benchmark",  # benchmarks/run_all.py end to end
+    "tests/test_golden_masks.py",  # every method on the shipped model
+    "tests/hub/test_save.py::test_termination_signal",  # a saving subprocess, signalled
+    "tests/hub/test_save.py::test_sig",
+    "tests/hub/test_save.py::test_card_usage_snippet_runs",
+    "tests/hub/test_compressed.py::test_plain_transformers_loads",  # subprocess
+    "tests/hub/test_compressed.py::test_compressed_is_smaller",
+    "tests/hub/test_compressed.py::test_compressed_save_reloads",
+    "tests/hub/test_compressed.py::test_sharded_compressed",
+    "tests/structured/test_structured_reload.py::test_self_contained_remote_code_reload",  # subprocess
+    "tests/structured/test_structured_reload.py::test_auto_reload_identical_logits",
+    "tests/structured/test_structured_reload.py::test_composition_survives_reload",
+    "tests/structured/test_structured_shipped.py",
+    "tests/models/test_auto_registration.py::test_saved_checkpoints_are_self_contained",  # subprocess
+    "tests/models/test_auto_registration.py::test_auto_classes_dispatch",
+    "tests/models/test_auto_registration.py::test_trust_remote_code_is_never_switched_on",
+    "tests/models/test_mmada_model.py::test_saved_checkpoint_points_auto_map",
+    "tests/models/test_llada_model.py::test_hub_checkpoint_loads_via_auto_model",
+    "tests/test_loading.py::test_native_pruned_checkpoint_reloads",
+    "tests/test_loading.py::test_loaded_pruned_model_pickles",
+    "tests/test_pruner.py::test_shipped_model_sink_wanda_end_to_end",
+    "tests/test_pruner.py::test_save_and_reload_keeps_zeros",
+    "tests/analysis/test_sink_report.py::test_plots_write_pngs",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        node = item.nodeid.replace("\\", "/")
+        if node.startswith(SLOW_TESTS) or any(f in getattr(item, "fixturenames", ()) for f in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
+
 # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they lose a lot (thread contention
 # made one ELBO test 20x slower).
 torch.set_num_threads(1)
@@ -161,3 +199,13 @@ def tiny_configs():
         dream = staticmethod(tiny_dream_config)
 
     return _Builders()
+
+
+@pytest.fixture(autouse=True)
+def _no_pruned_loading_left_registered():
+    """A test that meets a pruned native config registers the module replacements, which make every later
+    `from_pretrained` in the process slow; undo it after each test so tests stay independent and fast."""
+    yield
+    from optimum_sinkprune.models.pruned_loading import unregister_pruned_loading
+
+    unregister_pruned_loading()

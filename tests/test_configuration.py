@@ -6,7 +6,11 @@ import json
 import pytest
 
 import optimum_sinkprune
-from optimum_sinkprune.configuration import KNOWN_METHODS, STRUCTURED_METHODS, SinkAwarePruningConfig, parse_pattern
+from optimum_sinkprune.configuration import SinkAwarePruningConfig, parse_pattern
+from optimum_sinkprune.registry import method_names
+
+KNOWN_METHODS = method_names()
+STRUCTURED_METHODS = method_names("structured")
 
 
 def _config(method):

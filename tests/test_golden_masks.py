@@ -57,7 +57,8 @@ GOLDEN = {
     "wanda/2:4": "b45f09b7eb7b4984",
     "wanda/unstructured": "579d6fade0754314",
     "wanda_diffusion/unstructured": "0811138466b9dfb6",
-    "saved/sink_wanda": "8d8c57c29033ea51",
+    "saved/dense/sink_wanda": "8d8c57c29033ea51",
+    "saved/compressed/sink_wanda": "379142d31ee1b312",
 }
 
 
@@ -93,15 +94,22 @@ def test_pruned_weights_match_pinned_hash(case, calibration_texts):
     assert value == GOLDEN[case], f"{case}: weights after pruning changed ({value} != {GOLDEN[case]})"
 
 
-def test_saved_weight_file_matches_pinned_hash(calibration_texts, tmp_path):
-    pruner = _pruned("sink_wanda/unstructured", calibration_texts)
-    out = pruner.save_pretrained(tmp_path / "ckpt")
-    weights = sorted(f for f in os.listdir(out) if f.endswith(".safetensors"))
+def _saved_weights_hash(pruner: SinkAwarePruner, folder, **save_kwargs) -> str:
+    out = pruner.save_pretrained(folder, **save_kwargs)
     digest = hashlib.sha256()
-    for name in weights:
+    for name in sorted(f for f in os.listdir(out) if f.endswith(".safetensors")):
         with open(os.path.join(out, name), "rb") as fh:
             digest.update(fh.read())
-    value = digest.hexdigest()[:16]
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("save_format", ["dense", "compressed"])
+def test_saved_weight_file_matches_pinned_hash(calibration_texts, tmp_path, save_format):
+    """Dense storage is byte-identical to what the package wrote before compressed storage existed; the compressed
+    (sparse-bitmask) file is pinned too."""
+    pruner = _pruned("sink_wanda/unstructured", calibration_texts)
+    value = _saved_weights_hash(pruner, tmp_path / "ckpt", save_format=save_format)
+    key = f"saved/{save_format}/sink_wanda"
     if os.environ.get("SINKPRUNE_PRINT_GOLDEN"):
-        print(f'    "saved/sink_wanda": "{value}",')
-    assert value == GOLDEN["saved/sink_wanda"], f"saved weight file changed ({value})"
+        print(f'    "{key}": "{value}",')
+    assert value == GOLDEN[key], f"saved {save_format} weight file changed ({value})"

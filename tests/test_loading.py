@@ -1,6 +1,7 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
-"""The native-class reload hook (`optimum_sinkprune.loading`): pruned Llama / Qwen2 checkpoints load at their pruned
-shapes through every entry point, unpruned ones are untouched, and other models keep recording hidden states."""
+"""The native-class reload patch (`optimum_sinkprune.models.pruned_loading`): pruned Llama / Qwen2 checkpoints load at
+their pruned shapes through every entry point, unpruned ones are untouched, and other models keep recording hidden
+states."""
 
 import copy
 
@@ -17,7 +18,7 @@ from transformers import (
 )
 from transformers.models.llama import modeling_llama
 
-from optimum_sinkprune.loading import (
+from optimum_sinkprune.models.pruned_loading import (
     pruned_layer_shape,
     register_pruned_loading,
     resize_native_layer,
@@ -171,16 +172,16 @@ def test_loaded_pruned_model_pickles(tmp_path):
 def test_unregister_and_register_again():
     from transformers.monkey_patching import get_patch_mapping
 
-    from optimum_sinkprune.loading import unregister_pruned_loading
+    from optimum_sinkprune.models.pruned_loading import unregister_pruned_loading
 
     try:
         unregister_pruned_loading()
-        assert not [k for k, v in get_patch_mapping().items() if v.__module__ == "optimum_sinkprune.loading"]
+        assert not [k for k, v in get_patch_mapping().items() if v.__module__ == "optimum_sinkprune.models.pruned_loading"]
         cfg = LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=4, intermediate_size=96,
                           num_hidden_layers=1, vocab_size=128)
         cfg.pruned_heads = {0: [3]}
         assert AutoModelForCausalLM.from_config(cfg).model.layers[0].self_attn.o_proj.in_features == 64
     finally:
         register_pruned_loading()
-    assert sorted(k for k, v in get_patch_mapping().items() if v.__module__ == "optimum_sinkprune.loading") == [
-        "^LlamaDecoderLayer$", "^Qwen2DecoderLayer$"]
+    assert sorted(k for k, v in get_patch_mapping().items() if v.__module__ == "optimum_sinkprune.models.pruned_loading") == [
+        "^BertLayer$", "^LlamaDecoderLayer$", "^ModernBertEncoderLayer$", "^Qwen2DecoderLayer$", "^RobertaLayer$"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import types
 
@@ -63,8 +64,9 @@ def test_missing_mask_token(tiny_llada):
 
 
 def test_non_finite_dense_statistics_name_the_layer(tiny_llada):
+    # finite weights whose activations overflow: the norm's output is finite, its squared norm (the statistic) is not
     with torch.no_grad():
-        tiny_llada.model.transformer.blocks[1].ff_norm.weight[3] = float("inf")
+        tiny_llada.model.transformer.blocks[1].ff_norm.weight[3] = 1e38
     before = _state(tiny_llada)
     with pytest.raises(FloatingPointError, match=r"model\.transformer\.blocks\.1\.(ff_proj|up_proj)"):
         SinkAwarePruner(tiny_llada).prune(SinkAwarePruningConfig(method="wanda_diffusion", **SMALL), _ids(),
@@ -75,11 +77,47 @@ def test_non_finite_dense_statistics_name_the_layer(tiny_llada):
 def test_sequential_failure_restores_earlier_blocks(tiny_llada):
     """Block 0 is pruned before block 1's statistics exist; a failure there restores block 0."""
     with torch.no_grad():
-        tiny_llada.model.transformer.blocks[1].ff_norm.weight[3] = float("inf")
+        tiny_llada.model.transformer.blocks[1].ff_norm.weight[3] = 1e38  # finite, but its activations overflow
     before = _state(tiny_llada)
     with pytest.raises(FloatingPointError, match=r"blocks\.1\."):
         SinkAwarePruner(tiny_llada).prune(SinkAwarePruningConfig(method="wanda", **SMALL), _ids(), progress=False)
     _assert_unchanged(tiny_llada, before)
+
+
+def test_restore_copies_live_on_disk_and_are_removed(tiny_llada, tmp_path, monkeypatch):
+    """Sequential runs keep their restore copies as files in a temporary folder (not in memory), deleted after a
+    success and after a restore."""
+    import tempfile
+
+    from optimum_sinkprune import pruner as pruner_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+    record = pruner_module._WeightJournal.record
+
+    def spy(self, name, layer):
+        record(self, name, layer)
+        seen.append(sorted(p.name for p in tmp_path.rglob("*.safetensors")))
+
+    monkeypatch.setattr(pruner_module._WeightJournal, "record", spy)
+    model = copy.deepcopy(tiny_llada)
+    SinkAwarePruner(model).prune(SinkAwarePruningConfig(method="wanda", **SMALL), _ids(), progress=False)
+    assert seen and len(seen[-1]) == len(select_targets(model, get_adapter(model), None, []))
+    assert list(tmp_path.iterdir()) == []
+    import optimum_sinkprune.methods as methods_module
+
+    def fail_in_block_1(name, stat):  # a failure after block 0 was pruned (and journaled)
+        if ".blocks.1." in name:
+            raise FloatingPointError(f"statistic of {name} is bad")
+
+    monkeypatch.setattr(methods_module, "check_finite", fail_in_block_1)
+    seen.clear()
+    before = _state(tiny_llada)
+    with pytest.raises(FloatingPointError, match=r"blocks\.1\."):
+        SinkAwarePruner(tiny_llada).prune(SinkAwarePruningConfig(method="wanda", **SMALL), _ids(), progress=False)
+    assert seen  # block 0 was modified before the failure, from copies on disk
+    _assert_unchanged(tiny_llada, before)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("method", ["sink_wanda", "sparsegpt", "sink_sparsegpt", "magnitude"])
@@ -129,7 +167,9 @@ def test_report_and_config_recorded(tiny_llada):
     d = report.to_dict()
     assert d["total_sparsity"] == 0.5 and d["layers"][0]["sparsity"] == 0.5
     assert "sink_wanda" in report.summary()
-    assert SinkAwarePruningConfig.from_dict(tiny_llada.config.sink_pruning_config) == config
+    # the recorded config is the run's, with the noise it used resolved from the family (LLaDA: ladder, none)
+    recorded = SinkAwarePruningConfig.from_dict(tiny_llada.config.sink_pruning_config)
+    assert recorded == dataclasses.replace(config, noise_schedule="ladder", protected_positions="none")
     assert tiny_llada.config.to_dict()["sink_pruning_config"]["config_format"] == 1
 
 
@@ -146,18 +186,26 @@ def test_structured_methods_are_delegated(tiny_llada, monkeypatch):
         def to_dict(self):
             return {"removed_heads": 2}
 
-    def prune_structured(model, *, config, calibration_ids, attention_mask, progress=True):
-        calls.update(model=model, config=config, ids=calibration_ids, mask=attention_mask)
+    def prune_structured(model, *, config, calibration_ids, attention_mask, mask_token_id=None, progress=True,
+                         check_weights=True):
+        calls.update(model=model, config=config, ids=calibration_ids, mask=attention_mask, mask_token_id=mask_token_id,
+                     check_weights=check_weights)
         return Result()
+
+    def plan_structured_budget(model, config):  # the pruner's validate step, before any calibration data is built
+        calls.update(planned=(model, config))
 
     fake = types.ModuleType("optimum_sinkprune.structured")
     fake.prune_structured = prune_structured
+    fake.plan_structured_budget = plan_structured_budget
     monkeypatch.setitem(sys.modules, "optimum_sinkprune.structured", fake)
     config = SinkAwarePruningConfig(method="sink_heads", target_param_reduction=0.2, **SMALL)
     _, report = SinkAwarePruner(tiny_llada).prune(config, _ids(), progress=False)
     assert calls["model"] is tiny_llada and calls["config"] is config and calls["mask"] is None
     assert calls["ids"].shape == (3, 16) and calls["ids"].dtype == torch.long
     assert report.structured == {"removed_heads": 2}
+    assert calls["mask_token_id"] == tiny_llada.config.mask_token_id  # resolved once by the pruner, passed down
+    assert calls["planned"] == (tiny_llada, config) and calls["check_weights"] is False  # checked once, up front
 
 
 def test_accelerate_cpu_offload_matches_plain(tiny_llada, randomize):
@@ -178,7 +226,6 @@ def test_accelerate_cpu_offload_matches_plain(tiny_llada, randomize):
 
 
 def test_save_and_reload_keeps_zeros(tiny_llada, tmp_path):
-    pytest.importorskip("optimum_sinkprune.hub.save", reason="optimum_sinkprune.hub.save (atomic save) not written yet")
     from transformers import AutoModel
 
     pruner = SinkAwarePruner(tiny_llada)
@@ -203,14 +250,11 @@ def test_save_before_prune_is_an_error(tiny_llada, tmp_path):
 
 
 def test_shipped_model_sink_wanda_end_to_end():
-    """Integration: the shipped tiny LLaDA, its tokenizer and calibration texts (skipped when not built)."""
+    """Integration: the shipped tiny LLaDA, its tokenizer and calibration texts."""
     from optimum_sinkprune import assets
 
-    try:
-        path = assets.default_model_path()
-        texts = assets.load_calibration_texts(limit=50)
-    except FileNotFoundError as err:
-        pytest.skip(f"shipped assets missing: {err}")
+    path = assets.default_model_path()
+    texts = assets.load_calibration_texts(limit=50)
     pruner = SinkAwarePruner.from_pretrained(path)
     config = SinkAwarePruningConfig(method="sink_wanda", sparsity=0.5, num_samples=2, seq_len=64)
     model, report = pruner.prune(config, texts, progress=False)
@@ -223,7 +267,6 @@ def test_shipped_model_sink_wanda_end_to_end():
 
 @pytest.mark.parametrize("method", ["sink_heads", "magnitude_heads"])
 def test_structured_methods_end_to_end(tiny_llada, method):
-    pytest.importorskip("optimum_sinkprune.structured", reason="structured pruning not written yet")
     params_before = sum(p.numel() for p in tiny_llada.parameters())
     config = SinkAwarePruningConfig(method=method, target_param_reduction=0.25, **SMALL)
     data = _ids() if method == "sink_heads" else None
@@ -234,7 +277,7 @@ def test_structured_methods_end_to_end(tiny_llada, method):
 
 
 def test_push_to_hub_forwards_everything(tiny_llada, monkeypatch):
-    push = pytest.importorskip("optimum_sinkprune.hub.push", reason="hub push not written yet")
+    from optimum_sinkprune.hub import push
     calls = {}
 
     def fake(model, repo_id, **kwargs):
@@ -250,3 +293,26 @@ def test_push_to_hub_forwards_everything(tiny_llada, monkeypatch):
     assert calls["model"] is tiny_llada and calls["repo_id"] == "me/x" and calls["private"] is True
     assert calls["pruning_config"]["method"] == "magnitude" and calls["base_model"] == "org/base"
     assert calls["report"]["total_sparsity"] == 0.5
+
+
+@pytest.mark.parametrize("method", ["sink_heads", "activation_heads"])
+def test_structured_mask_token_only_on_the_tokenizer(tiny_llada, method):
+    """The mask token is resolved once, with the tokenizer, and reaches the structured statistics: a model whose
+    config has no mask token prunes when its tokenizer has one, with the same result as a config that has it."""
+    reference = copy.deepcopy(tiny_llada)
+    config = SinkAwarePruningConfig(method=method, target_param_reduction=0.2, **SMALL)
+    _, expected = SinkAwarePruner(reference).prune(config, _ids(), progress=False)
+
+    mask_id = tiny_llada.config.mask_token_id
+    tiny_llada.config.mask_token_id = None
+    tokenizer = types.SimpleNamespace(mask_token_id=mask_id)
+    _, report = SinkAwarePruner(tiny_llada, tokenizer).prune(config, _ids(), progress=False)
+    assert report.structured["removed_heads"] == expected.structured["removed_heads"]
+    assert report.structured["removed_channels"] == expected.structured["removed_channels"]
+    # without the tokenizer the pruner refuses up front, before any weight changes
+    model = copy.deepcopy(reference)
+    model.config.mask_token_id = None
+    before = _state(model)
+    with pytest.raises(MissingMaskTokenError, match="mask_token_id"):
+        SinkAwarePruner(model).prune(config, _ids(), progress=False)
+    _assert_unchanged(model, before)

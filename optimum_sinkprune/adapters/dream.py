@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..models.modeling_dlm_utils import rotary_cos_sin
-from .base import BlockLayout, ModelAdapter
+from .base import BlockLayout, ModelAdapter, NoiseDefaults
 
 QWEN2_LAYOUT = BlockLayout(
     attention="self_attn",
@@ -29,12 +29,15 @@ class DreamAdapter(ModelAdapter):
     is_diffusion = True
     is_causal = False
     shifts_logits = True  # adapted from an AR model: the output at i - 1 predicts token i
+    likelihood_protocol = "dream"  # Dream's own evaluation: stratified t, Bernoulli masks, EOS appended
     blocks_path = "model.layers"
     layout = QWEN2_LAYOUT
+    mlp_widths_key = "intermediate_sizes"
+
+    def noise_defaults(self) -> NoiseDefaults:
+        """The paper's Dream calibration (lib/prune_dream.py): t ~ U(0, 1) per (sample, sampled step), stratified
+        across a batch, with the first and last position of every window never masked."""
+        return NoiseDefaults(schedule="uniform", protected="first_last")
 
     def rotary_cos_sin(self, model, position_ids, dtype):
         return rotary_cos_sin(position_ids, self.head_dim(model), float(model.config.rope_theta), dtype)
-
-    def record_structure(self, model, pruned_heads, mlp_widths):
-        model.config.pruned_heads = {int(k): sorted(v) for k, v in pruned_heads.items() if v}
-        model.config.intermediate_sizes = [int(w) for w in mlp_widths]

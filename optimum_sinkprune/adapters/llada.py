@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from ..models.modeling_dlm_utils import rotary_cos_sin
 from .base import BlockLayout, ModelAdapter
 
@@ -33,14 +31,19 @@ class LLaDAAdapter(ModelAdapter):
         },
     )
 
-    def head_dim(self, model: nn.Module) -> int:
-        return model.config.d_model // model.config.n_heads
+    mlp_widths_key = "mlp_hidden_sizes"
+    # The Hub's LLaDA code (attention_layer_norm) normalises q/k after the projection and clamps them to ±clip_qkv.
+    qk_norm_attributes = ("q_norm", "k_norm")
+    qk_clip_config_key = "clip_qkv"
 
-    def original_num_heads(self, model: nn.Module) -> int:
-        return int(model.config.n_heads)
+    def config_head_dim(self, config) -> int:
+        return config.d_model // config.n_heads
 
-    def original_num_kv_heads(self, model: nn.Module) -> int:
-        return int(getattr(model.config, "n_kv_heads", None) or model.config.n_heads)
+    def config_num_heads(self, config) -> int:
+        return int(config.n_heads)
+
+    def config_num_kv_heads(self, config) -> int:
+        return int(getattr(config, "n_kv_heads", None) or config.n_heads)
 
     def rotary_cos_sin(self, model, position_ids, dtype):
         config = model.config
@@ -50,7 +53,3 @@ class LLaDAAdapter(ModelAdapter):
             position_ids, self.head_dim(model), float(config.rope_theta), dtype,
             bool(getattr(config, "rope_full_precision", True)),
         )
-
-    def record_structure(self, model, pruned_heads, mlp_widths):
-        model.config.pruned_heads = {int(k): sorted(v) for k, v in pruned_heads.items() if v}
-        model.config.mlp_hidden_sizes = [int(w) for w in mlp_widths]

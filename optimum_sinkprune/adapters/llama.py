@@ -17,6 +17,9 @@ class LlamaAdapter(ModelAdapter):
     shifts_logits = False  # AR logits at i predict i + 1; AR consumers handle that themselves
     blocks_path = "model.layers"
     layout = QWEN2_LAYOUT
+    # Native config classes validate their global shape fields strictly, so the pruned structure goes into extra
+    # keys that the native-class reload patch reads (optimum_sinkprune.models.pruned_loading).
+    mlp_widths_key = "intermediate_sizes"
 
     def rotary_cos_sin(self, model, position_ids, dtype):
         # Use the model's own rotary module so any rope scaling it was configured with is honoured.
@@ -25,11 +28,19 @@ class LlamaAdapter(ModelAdapter):
         cos, sin = rotary(dummy, position_ids)
         return cos.to(torch.float32), sin.to(torch.float32)
 
-    def record_structure(self, model, pruned_heads, mlp_widths):
-        # Native config classes validate their global shape fields strictly, so the pruned structure goes into
-        # extra keys that optimum-sinkprune's loading hook reads (see optimum_sinkprune.structured).
-        model.config.pruned_heads = {int(k): sorted(v) for k, v in pruned_heads.items() if v}
-        model.config.intermediate_sizes = [int(w) for w in mlp_widths]
+    def config_mlp_width(self, config, layer_idx: int) -> int:
+        """MLP width of `layer_idx` in a native config: the recorded per-layer width, else the global one."""
+        sizes = getattr(config, self.mlp_widths_key, None)
+        return int(sizes[layer_idx]) if sizes is not None else int(config.intermediate_size)
+
+
+    def record_structure(self, model, pruned_heads, mlp_widths) -> None:
+        """Record the structure, and make native reloads (`from_pretrained` / `from_config`) in this process build the
+        pruned shapes: the native classes read the record only through the module replacements."""
+        super().record_structure(model, pruned_heads, mlp_widths)
+        from ..models.pruned_loading import register_pruned_loading
+
+        register_pruned_loading()
 
 
 class Qwen2Adapter(LlamaAdapter):

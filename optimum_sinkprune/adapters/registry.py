@@ -25,6 +25,16 @@ class AdapterRegistry:
     def supported_model_types(self) -> list[str]:
         return [t for cls in self._adapters for t in cls.model_types]
 
+    def for_model_type(self, model_type: str) -> ModelAdapter:
+        """The adapter that serves models of `model_type` (case-insensitive), without a model at hand."""
+        for cls in self._adapters:
+            if model_type.lower() in (t.lower() for t in cls.model_types):
+                return cls()
+        raise UnsupportedModelError(
+            f"no optimum-sinkprune adapter for model_type={model_type!r}; supported model types: "
+            f"{', '.join(self.supported_model_types)}"
+        )
+
     def get(self, model: nn.Module) -> ModelAdapter:
         for cls in self._adapters:
             if cls.matches(model):
@@ -46,6 +56,12 @@ def register_adapter(adapter_cls: type[ModelAdapter]) -> type[ModelAdapter]:
 def get_adapter(model: nn.Module) -> ModelAdapter:
     """The adapter that serves `model`; raises `UnsupportedModelError` listing supported model types."""
     return REGISTRY.get(model)
+
+
+def adapter_for_model_type(model_type: str) -> ModelAdapter:
+    """The adapter of a `config.model_type` (case-insensitive); raises `UnsupportedModelError` listing the supported
+    model types."""
+    return REGISTRY.for_model_type(model_type)
 
 
 def supported_model_types() -> list[str]:

@@ -43,6 +43,20 @@ def _save(fig, path: str | os.PathLike) -> str:
     return path
 
 
+def _step_ticks(ax, steps: list[int], *, max_labels: int = 12) -> None:
+    """At most `max_labels` readable step labels (every n-th step when there are more)."""
+    every = max(1, -(-len(steps) // max_labels))
+    positions = list(range(0, len(steps), every))
+    ax.set_xticks(positions)
+    ax.set_xticklabels([str(steps[i]) for i in positions], fontsize=7)
+
+
+def _head_ticks(ax, num_heads: int) -> None:
+    every = max(1, -(-num_heads // 8))
+    ax.set_yticks(range(0, num_heads, every))
+    ax.tick_params(axis="y", labelsize=7)
+
+
 def _check_sample(traj: SinkTrajectory, sample: int) -> None:
     batch = int(traj.dominant.shape[1])
     if not 0 <= sample < batch:
@@ -62,8 +76,11 @@ def plot_sink_heatmap(report: SinkReport, path: str | os.PathLike, *, sample: in
     for _, traj in rows:
         _check_sample(traj, sample)
     layers = max(t.num_layers for _, t in rows)
-    fig = _figure(3.2 * layers + 1.0, 3.2 * len(rows) + 0.4)
-    fig.subplots_adjust(hspace=0.75)
+    fig = _figure(3.2 * layers + 1.0, 3.2 * len(rows) + 0.9)
+    fig.subplots_adjust(hspace=0.75, top=0.88 if len(rows) > 1 else 0.8)
+    batch = int(report.trajectory.dominant.shape[1])
+    fig.suptitle(f"Dominant attention-sink position per head across denoising steps (sample {sample} of {batch}: "
+                 f"sequence {sample} of the analysed batch)", fontsize=10)
     vmax = max(int(t.valid[sample].sum()) - 1 for _, t in rows)
     image = None
     for r, (name, traj) in enumerate(rows):
@@ -75,8 +92,8 @@ def plot_sink_heatmap(report: SinkReport, path: str | os.PathLike, *, sample: in
                 dom[:, layer].T.numpy(), aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=vmax
             )
             ax.set_title(f"{name}\nlayer {layer}" if layer == 0 else f"layer {layer}", fontsize=8)
-            ax.set_xticks(range(traj.num_steps))
-            ax.set_xticklabels([str(s) for s in traj.steps], fontsize=6, rotation=90)
+            _step_ticks(ax, list(traj.steps))
+            _head_ticks(ax, dom.shape[2])
             ax.set_xlabel("step" if traj.kind == "generation" else "step s (t = s/steps)", fontsize=7)
             if layer == 0:
                 ax.set_ylabel("head", fontsize=7)
@@ -104,7 +121,8 @@ def plot_variance_distribution(report: SinkReport, path: str | os.PathLike) -> s
     bins = [i * (hi + 1e-6) / 20 for i in range(21)] if hi > 0 else [-0.5, 0.5]
     for (name, _), v in zip(series, values):
         ax.hist(v, bins=bins, alpha=0.6, label=f"{name} (median {float(torch.tensor(v).median()):.1f})")
-    ax.set_xlabel("per-head variance of the dominant sink position across steps")
+    ax.set_title("How far each head's dominant sink moves across denoising steps", fontsize=10)
+    ax.set_xlabel("per-head variance of the dominant sink position across steps (all samples)")
     ax.set_ylabel("heads")
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -122,24 +140,33 @@ def plot_mass_profiles(report: SinkReport, path: str | os.PathLike, *, sample: i
         series.append((f"AR: {report.ar_model_name}", report.ar_trajectory))
     for _, traj in series:
         _check_sample(traj, sample)
-    fig = _figure(7.0, 2.8 * len(series))
+    fig = _figure(7.0, 2.8 * len(series) + 0.4)
+    batch = int(report.trajectory.dominant.shape[1])
+    fig.suptitle(f"Attention mass received per position at early / middle / late steps (sample {sample} of {batch})",
+                 fontsize=10)
+    styles = ({"ls": "-"}, {"ls": "--", "lw": 1.5}, {"ls": ":", "lw": 2.5})  # no markers: dots mean [MASK]
     for r, (name, traj) in enumerate(series):
         ax = fig.add_subplot(len(series), 1, r + 1)
         picks = sorted({0, traj.num_steps // 2, traj.num_steps - 1})
         valid = traj.valid[sample]
-        for i in picks:
-            m = traj.mass[i, sample][valid].numpy()
+        profiles = [traj.mass[i, sample][valid] for i in picks]
+        coincide = len(profiles) > 1 and all(torch.allclose(p, profiles[0]) for p in profiles[1:])
+        for k, (i, mass) in enumerate(zip(picks, profiles)):
+            m = mass.numpy()
             label = {0: "early", traj.num_steps - 1: "late"}.get(i, "middle")
-            line = ax.plot(range(len(m)), m, lw=1, label=f"{label}: step {traj.steps[i]} (t={traj.t[i]:.2f})")
+            style = {"lw": 1, **styles[k % len(styles)]}
+            line = ax.plot(range(len(m)), m, label=f"{label}: step {traj.steps[i]} (t={traj.t[i]:.2f})", **style)
             if traj.mask_token_id is not None:
                 masked = (traj.tokens[i, sample][valid] == traj.mask_token_id).nonzero().flatten().numpy()
                 ax.scatter(masked, m[masked], s=4, color=line[0].get_color())
-        ax.set_title(name, fontsize=8)
+        # an AR model sees the same clean text at every step, so its profiles are one line drawn three times
+        ax.set_title(name + (" (the steps' lines coincide: the input is the same at every step)" if coincide else ""),
+                     fontsize=8)
         ax.set_xlabel("position" + (" (dots: [MASK] tokens)" if traj.mask_token_id is not None else ""))
         ax.set_ylabel("attention mass")
         ax.set_yscale("log")
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)
 
 

@@ -41,7 +41,12 @@ class SinkReport:
     settings: dict = field(default_factory=dict)
     move_threshold: float = DEFAULT_MOVE_THRESHOLD
 
-    def summary(self) -> dict:
+    def summary(self) -> str:
+        """The headline numbers as a small Markdown table (a string, like `PruningReport.summary()`); the numbers
+        themselves are in `statistics()` and in `to_dict()["summary"]`."""
+        return summary_markdown(self)
+
+    def statistics(self) -> dict:
         """Headline numbers per trajectory: moving-head fraction (range > `move_threshold`), mean / median per-head
         variance of the dominant sink position, token-kind frequencies, top-k share."""
         return {
@@ -59,7 +64,7 @@ class SinkReport:
             "ar_model_name": self.ar_model_name,
             "move_threshold": self.move_threshold,
             "settings": self.settings,
-            "summary": self.summary(),
+            "summary": self.statistics(),
             "trajectory": self.trajectory.to_dict(),
             "ar_trajectory": None if self.ar_trajectory is None else self.ar_trajectory.to_dict(),
             "generation": None if self.generation is None else self.generation.to_dict(),
@@ -78,10 +83,11 @@ class SinkReport:
         """Load a report from JSON text or from a file path."""
         text = str(text_or_path)
         if not text.lstrip().startswith("{"):
-            if not os.path.isfile(text):
+            if not os.path.isfile(text) and not os.path.isdir(text):
                 raise FileNotFoundError(f"{text!r} is neither JSON text nor an existing report file")
-            with open(text, encoding="utf-8") as f:
-                text = f.read()
+            from ..validation import read_text_file  # a folder or a file that is not UTF-8 is named as such
+
+            text = read_text_file(text, what="sink report")
         data = json.loads(text)
         version = data.get("format_version")
         if version != REPORT_FORMAT_VERSION:
@@ -115,6 +121,8 @@ def build_sink_report(
     sample_interval: int = 5,
     eps: float = 1e-3,
     seed: int = 0,
+    schedule: str | None = None,
+    protected: str | None = None,
     top_k: int = 3,
     k_std: float = 2.0,
     chunk_size: int | None = None,
@@ -136,6 +144,8 @@ def build_sink_report(
         ar_input_ids (`torch.LongTensor`, *optional*), ar_attention_mask: the same text tokenized for the AR model
             (default: `input_ids` / `attention_mask`, right when both models share a tokenizer).
         steps (`int`), sample_interval (`int`), eps (`float`), seed (`int`): the forward process (t = s/steps).
+        schedule (`str`, *optional*), protected (`str`, *optional*): its schedule and never-masked positions
+            (`forward_process_trajectory`; default: the model family's, as in calibration).
         top_k (`int`), k_std (`float`), chunk_size (`int`, *optional*): sink statistics / capture settings.
         move_threshold (`float`): positions a dominant sink must span to count as moving.
         generation_prompt (`torch.LongTensor`, *optional*): also analyse a sampler run from this prompt.
@@ -153,7 +163,7 @@ def build_sink_report(
             logger.warning("the AR baseline %s is a diffusion model; its input will be noised too", _name(ar_model, ar_model_name))
     common = dict(
         steps=steps, sample_interval=sample_interval, eps=eps, seed=seed, top_k=top_k, k_std=k_std,
-        chunk_size=chunk_size, progress=progress,
+        chunk_size=chunk_size, progress=progress, schedule=schedule, protected=protected,
     )
     trajectory = forward_process_trajectory(model, input_ids, attention_mask=attention_mask, **common)
     ar_trajectory = None
@@ -190,8 +200,8 @@ def build_sink_report(
 
 
 def summary_markdown(report: SinkReport) -> str:
-    """A small Markdown table of `report.summary()` (DLM vs AR, and the generation run when present)."""
-    s = report.summary()
+    """A small Markdown table of `report.statistics()` (DLM vs AR, and the generation run when present)."""
+    s = report.statistics()
     cols = [("forward process: " + report.model_name, s["model"])]
     if s["ar_baseline"] is not None:
         cols.append(("AR baseline: " + str(report.ar_model_name), s["ar_baseline"]))

@@ -3,8 +3,10 @@
 
 Two trajectories (the paper's question: does the sink move while a diffusion LM denoises?):
 
-* `forward_process_trajectory`: clean text noised to t = s/steps for s = interval, 2·interval, ..., steps (LLaDA's
-  forward process, seeded), one forward per sampled step.
+* `forward_process_trajectory`: clean text noised by the calibration's noise module (`calibration.noise`, with
+  the model family's schedule and protected positions, as in calibration: LLaDA t = s/steps for s = interval,
+  2·interval, ..., steps with nothing protected, Dream t ~ U(0, 1) with the first and last tokens kept; per-sample
+  seeds), one forward per sampled step.
 * `generation_trajectory`: the canvases of a real sampler run (all-mask → text), every `sample_interval`-th step.
 
 For an autoregressive model (adapter.is_diffusion False) `forward_process_trajectory` repeats the clean text at every
@@ -23,7 +25,8 @@ from tqdm.auto import tqdm
 
 from ..adapters import get_adapter
 from ..calibration.attention import attention_mass, validate_model_inputs
-from ..diffusion import forward_process, generate
+from ..calibration.noise import NoiseSchedule, step_list
+from ..diffusion import generate
 from .statistics import (
     TOKEN_KINDS,
     classify_positions,
@@ -283,27 +286,12 @@ def trajectory_from_inputs(
 
 
 def sampled_steps(steps: int, sample_interval: int) -> list[int]:
-    """interval, 2·interval, ..., up to `steps` (the last step is always included)."""
+    """interval, 2·interval, ..., up to `steps` (the last step is always included: `NoiseSchedule.include_last`)."""
     _positive_int("steps", steps)
     _positive_int("sample_interval", sample_interval)
     if sample_interval > steps:
         raise ValueError(f"sample_interval={sample_interval} must be <= steps={steps}")
-    out = list(range(sample_interval, steps + 1, sample_interval))
-    if out[-1] != steps:
-        out.append(steps)
-    return out
-
-
-def default_maskable(
-    input_ids: torch.LongTensor, attention_mask: torch.Tensor | None, bos_token_id: int | None
-) -> torch.BoolTensor:
-    """Positions the forward process may mask: valid tokens, except a BOS at position 0."""
-    maskable = torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
-    if attention_mask is not None:
-        maskable &= attention_mask.to(torch.bool)
-    if bos_token_id is not None:
-        maskable[:, 0] &= input_ids[:, 0] != bos_token_id
-    return maskable
+    return step_list(steps, sample_interval, include_last=True)
 
 
 def forward_process_trajectory(
@@ -316,23 +304,33 @@ def forward_process_trajectory(
     seed: int = 0,
     attention_mask: torch.Tensor | None = None,
     maskable: torch.Tensor | None = None,
+    schedule: str | None = None,
+    protected: str | None = None,
     top_k: int = 3,
     k_std: float = 2.0,
     chunk_size: int | None = None,
     progress: bool = True,
 ) -> SinkTrajectory:
-    """Sink statistics along LLaDA's forward process: the text noised to t = s/steps for sampled steps s.
+    """Sink statistics along the forward process: the text noised by the calibration's noise module
+    (`calibration.noise.NoiseSchedule`), one forward per sampled step, so the same seed and schedule give the inputs
+    calibration sees.
 
     Args:
         model (`nn.Module`): a supported DLM, or an AR model (its input is the clean text at every step).
         input_ids (`torch.LongTensor`): [batch, seq] clean text.
-        steps (`int`): number of diffusion steps (t = s / steps).
-        sample_interval (`int`): analyse s = interval, 2·interval, ..., steps.
+        steps (`int`): number of diffusion steps (t = s / steps on the "ladder" schedule).
+        sample_interval (`int`): analyse s = interval, 2·interval, ..., steps (the last step always).
         eps (`float`): minimum masking probability of the forward process.
-        seed (`int`): seeds the masks (reproducible).
-        attention_mask (`torch.Tensor`, *optional*): [batch, seq] padding mask.
-        maskable (`torch.Tensor`, *optional*): bool [batch, seq] positions allowed to be masked; default: every
-            valid position except a BOS token (`config.bos_token_id`) at position 0.
+        seed (`int`): seeds the masks, per sample (`calibration.noise.sample_seeds`): reproducible, and independent
+            of the other rows of the batch.
+        attention_mask (`torch.Tensor`, *optional*): [batch, seq] padding mask; padding is never masked.
+        maskable (`torch.Tensor`, *optional*): bool [batch, seq] positions allowed to be masked (replaces the
+            padding and `protected` rule).
+        schedule (`str`, *optional*): "ladder" (t = s / steps) or "uniform" (t ~ U(0, 1] per (sample, step),
+            stratified); default: the model family's, as in calibration (`adapter.noise_defaults()`).
+        protected (`str`, *optional*): positions never masked: "none", "first" or "first_last" (of each row's valid
+            tokens); default: the family's, as in calibration, so a [BOS] at position 0 is treated alike in both
+            (LLaDA / MMaDA: maskable; Dream: kept). Pass "first" to keep the first token clean.
         top_k (`int`), k_std (`float`), chunk_size (`int`, *optional*): see `trajectory_from_inputs`.
         progress (`bool`): tqdm bar.
 
@@ -341,33 +339,41 @@ def forward_process_trajectory(
 
     Raises:
         `MissingMaskTokenError`: a DLM without a mask token (config or tokenizer).
-        `ValueError`: bad steps / interval, empty or too long input.
+        `ValueError`: bad steps / interval / schedule / protection, empty or too long input.
     """
     adapter = get_adapter(model)
     validate_model_inputs(model, adapter, input_ids, attention_mask)
-    step_list = sampled_steps(steps, sample_interval)
+    step_list_ = sampled_steps(steps, sample_interval)
     if not 0 <= eps < 1:
         raise ValueError(f"eps must lie in [0, 1), got {eps}")
     if maskable is not None and tuple(maskable.shape) != tuple(input_ids.shape):
         raise ValueError(f"maskable must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(maskable.shape)}")
-    t = [s / steps for s in step_list]
+    family = adapter.noise_defaults()  # the calibration's defaults: one rule for both
+    schedule = family.schedule if schedule is None else schedule
+    protected = family.protected if protected is None else protected
+    noise = NoiseSchedule(diffusion_steps=steps, sample_interval=sample_interval, schedule=schedule,
+                          protected=protected, noise_eps=eps, seed=seed, include_last=True)
     if adapter.is_diffusion:
         mask_token_id = adapter.mask_token_id(model)
-        if maskable is None:
-            maskable = default_maskable(input_ids, attention_mask, getattr(model.config, "bos_token_id", None))
-        generator = torch.Generator(device=input_ids.device).manual_seed(int(seed))
-        inputs = [
-            forward_process(input_ids, tt, mask_token_id, eps=eps, generator=generator, maskable=maskable)[0]
-            for tt in t
-        ]
+        noisy, times = noise.noised(input_ids, mask_token_id, attention_mask=attention_mask, maskable=maskable,
+                                    batch_size=input_ids.shape[0])
+        inputs = [noisy[:, k].to(input_ids.device) for k in range(noisy.shape[1])]
+        # one t per step: the ladder's s/steps; a uniform schedule records the batch mean (per-row t in `extra`)
+        t = noise.ladder_times() if schedule == "ladder" else [float(v) for v in times.mean(dim=0)]
     else:
         # An AR model never sees noised text: the same clean input at every step (documented comparison).
         mask_token_id = None
-        inputs = [input_ids for _ in t]
-    return trajectory_from_inputs(
-        model, inputs, steps=step_list, t=t, attention_mask=attention_mask, mask_token_id=mask_token_id,
+        inputs = [input_ids for _ in step_list_]
+        times = None
+        t = noise.ladder_times()
+    traj = trajectory_from_inputs(
+        model, inputs, steps=step_list_, t=t, attention_mask=attention_mask, mask_token_id=mask_token_id,
         top_k=top_k, k_std=k_std, chunk_size=chunk_size, kind="forward_process", progress=progress,
     )
+    traj.extra["noise"] = noise.to_dict()
+    if times is not None and schedule != "ladder":
+        traj.extra["t_per_sample"] = times.T.tolist()
+    return traj
 
 
 def generation_trajectory(
@@ -431,7 +437,6 @@ __all__ = [
     "DEFAULT_MOVE_THRESHOLD",
     "TRAJECTORY_KINDS",
     "SinkTrajectory",
-    "default_maskable",
     "forward_process_trajectory",
     "generation_trajectory",
     "sampled_steps",

@@ -12,11 +12,7 @@ Everything is rebuilt by `scripts/build_corpus.py`, `scripts/train_tiny_models.p
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-
-logger = logging.getLogger(__name__)
 
 ASSETS_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(ASSETS_DIR, "data")
@@ -86,23 +82,11 @@ def default_ar_model_path() -> str:
 
 
 def _load_texts(path: str, limit: int | None, name: str) -> list[str]:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be None or a positive int, got {limit!r}")
+    from ..calibration.data import read_texts
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"The {name} split is missing: {path} does not exist. {_REBUILD_HINT}")
-    texts: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                texts.append(json.loads(line)["text"])
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ValueError(f"{path}:{line_no} is not a JSON object with a 'text' field ({err})") from err
-            if limit is not None and len(texts) >= limit:
-                break
-    logger.debug("loaded %d %s texts from %s", len(texts), name, path)
-    return texts
+    return read_texts(path, limit=limit, what=name)
 
 
 def load_heldout_texts(limit: int | None = None) -> list[str]:

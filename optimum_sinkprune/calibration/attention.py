@@ -288,6 +288,7 @@ class AttentionMassProbe:
         attention_mask (`torch.Tensor`, *optional*): [batch, seq] padding mask (1 = token). When not given, the
             `attention_mask` passed to the model's forward is used.
         method (`str`): "auto" (the interface route where the class supports it, else hooks), "hooks" or "interface".
+        adapter (`ModelAdapter`, *optional*): the run's adapter (default: `get_adapter(model)`).
     """
 
     def __init__(
@@ -298,12 +299,13 @@ class AttentionMassProbe:
         chunk_size: int | None = None,
         attention_mask: torch.Tensor | None = None,
         method: str = "auto",
+        adapter: ModelAdapter | None = None,
     ):
         _validate_chunk_size(chunk_size)
         if method not in CAPTURE_METHODS:
             raise ValueError(f"method={method!r} is not one of {CAPTURE_METHODS}")
         self.model = model
-        self.adapter = get_adapter(model)
+        self.adapter = adapter or get_adapter(model)
         nested = str(getattr(model.config, "_attn_implementation", "")).startswith(_INTERFACE_KEY_PREFIX)
         if method == "auto":
             # inside another probe's interface route the attention dispatch is taken: hooks see the same forward
@@ -434,13 +436,10 @@ class AttentionMassProbe:
 
     # ---- route 1: projection hooks -------------------------------------------------------------------------------
     def _install_hooks(self) -> None:
-        config = self.model.config
         for i, block in enumerate(self.adapter.blocks(self.model)):
             for role in ("q", "k"):
                 proj = self.adapter.projection(block, role)
                 self._handles.append(proj.register_forward_hook(self._make_projection_hook(i, role, block)))
-        if getattr(config, "attention_layer_norm", False):
-            logger.debug("attention_layer_norm: applying the block's q_norm/k_norm to captured projections")
 
     def _make_projection_hook(self, layer: int, role: str, block: nn.Module):
         def hook(module, args, output):
@@ -457,13 +456,8 @@ class AttentionMassProbe:
         with torch.no_grad():
             b, s = q.shape[:2]
             d = self.head_dim
-            # Hub LLaDA remote code with attention_layer_norm normalises q/k after the projection.
-            q_norm, k_norm = getattr(block, "q_norm", None), getattr(block, "k_norm", None)
-            if q_norm is not None and k_norm is not None:
-                q, k = q_norm(q), k_norm(k)
-            clip = getattr(self.model.config, "clip_qkv", None)
-            if clip is not None:
-                q, k = q.clamp(-clip, clip), k.clamp(-clip, clip)
+            # what the family's attention does to q/k before rotary (e.g. the Hub LLaDA code's norms and clipping)
+            q, k = self.adapter.qk_postprocess(block, q, k, config=self.model.config)
             q = q.reshape(b, s, -1, d).transpose(1, 2)
             k = k.reshape(b, s, -1, d).transpose(1, 2)
             if q.shape[1] == 0:
@@ -472,8 +466,7 @@ class AttentionMassProbe:
             if cos_sin is not None:
                 q, k = apply_rotary(q.float(), *cos_sin), apply_rotary(k.float(), *cos_sin)
             valid = self._valid(b, s, q.device)
-            attn = self.adapter.attention_module(block)
-            scaling = float(getattr(attn, "scaling", None) or d**-0.5)
+            scaling = self.adapter.attention_scaling(block, d)
             return column_mass(
                 q, k, scaling=scaling, key_valid=valid, query_valid=valid, causal=self.adapter.is_causal,
                 chunk_size=self.chunk_size,

@@ -19,29 +19,77 @@ DATA_FREE_PROMPTS = ("The", "In the", "It was", "And", "When", "There is", "We",
                      "They", "One", "If", "Now", "I")
 
 
-def _read_path(path: str) -> list[str]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"calibration data file {path!r} does not exist")
-    if path.endswith(".jsonl"):
-        texts = []
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    texts.append(record["text"] if isinstance(record, dict) else str(record))
-                except (json.JSONDecodeError, KeyError) as err:
-                    raise ValueError(f"{path}:{line_no} is not a JSON object with a 'text' field ({err})") from err
-        return texts
-    with open(path, encoding="utf-8") as fh:
-        return [fh.read()]
+TEXT_FILE_RULE = (
+    "a .jsonl file holds one JSON object with a string 'text' field (or one JSON string) per non-empty line; any other "
+    "file (.txt, ...) holds one passage per non-empty line"
+)
+
+
+def read_texts(path: str | os.PathLike, *, limit: int | None = None, what: str = "text") -> list[str]:
+    """Texts from a file, by the one rule every reader of the package follows (`TEXT_FILE_RULE`): a `.jsonl` file
+    holds one JSON object with a string `"text"` field (or one JSON string) per non-empty line; any other file (`.txt`,
+    ...) holds one passage per non-empty line (line ends removed). Blank lines are skipped in both.
+
+    Calibration joins the passages with EOS into one token stream, evaluation windows each passage, the sink analysis
+    takes one sample per passage.
+
+    Args:
+        path: the file.
+        limit: return at most this many texts (in file order).
+        what: what the file holds, for error messages ("calibration", "held-out", ...).
+
+    Returns:
+        `list[str]`: one string per passage, in file order.
+
+    Raises:
+        `FileNotFoundError`: nothing exists at `path`.
+        `IsADirectoryError`: `path` is a folder.
+        `ValueError`: a bad `limit`, a file that is not UTF-8 (naming the line and byte, with how to convert it), a
+            `.jsonl` line that is not a text record, or a file without any text.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be None or a positive int, got {limit!r}")
+    from ..validation import read_text_lines  # folder / missing / non-UTF-8 files named, with the line
+
+    path = os.fspath(path)
+    jsonl = path.endswith(".jsonl")
+    texts: list[str] = []
+    for line_no, line in read_text_lines(path, what=what):
+        if not line.strip():
+            continue
+        if not jsonl:
+            texts.append(line.rstrip("\r\n"))
+        else:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no} is not a JSON object with a 'text' field ({err})") from err
+            text = record.get("text") if isinstance(record, dict) else record
+            if not isinstance(text, str):
+                raise ValueError(f"{path}:{line_no} is not a JSON object with a 'text' field (a string), got "
+                                 f"{line.strip()[:80]!r}")
+            texts.append(text)
+        if limit is not None and len(texts) >= limit:
+            break
+    if not texts:
+        raise ValueError(f"{what} file {path!r} holds no texts ({TEXT_FILE_RULE})")
+    logger.debug("read %d %s texts from %s", len(texts), what, path)
+    return texts
 
 
 def _texts_from(data: Any) -> list[str] | None:
     """Texts from a list of strings, a path, or a `datasets.Dataset` (column 'text'); None when `data` is tokens."""
     if isinstance(data, (str, os.PathLike)):
-        return _read_path(os.fspath(data))
+        from .datasets import dataset_texts_or_none  # a dataset folder or name ("wikitext2"): its text rows
+
+        rows = dataset_texts_or_none(data)
+        if rows is not None:
+            return [r for r in rows if r.strip()]
+        return read_texts(data, what="calibration data")
+    if isinstance(data, (list, tuple)):  # an empty list or a non-text element is named as such
+        from ..validation import check_texts
+
+        return check_texts(data, argument="calibration data")
     if isinstance(data, Sequence) and data and all(isinstance(t, str) for t in data):
         return list(data)
     if type(data).__module__.startswith("datasets"):
@@ -66,8 +114,10 @@ def _token_stream(tokenizer, texts: list[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _windows(stream: torch.Tensor, *, num_samples: int, length: int, seed: int) -> torch.Tensor:
-    """`num_samples` windows of `length` tokens at random starts (torch generator seeded with `seed`)."""
+def _windows(stream: torch.Tensor, *, num_samples: int, length: int, seed: int,
+             num_texts: int | None = None) -> torch.Tensor:
+    """`num_samples` windows of `length` tokens at random starts (torch generator seeded with `seed`); warns, with
+    the numbers, when short data makes some windows repeats of others."""
     if stream.numel() < length:
         raise ValueError(
             f"the calibration data holds {stream.numel()} tokens, fewer than one sample needs ({length} tokens for "
@@ -75,6 +125,14 @@ def _windows(stream: torch.Tensor, *, num_samples: int, length: int, seed: int) 
         )
     gen = torch.Generator().manual_seed(int(seed))
     starts = torch.randint(0, stream.numel() - length + 1, (num_samples,), generator=gen)
+    unique = len(set(starts.tolist()))
+    if unique < num_samples:  # repeated windows weigh the same tokens twice in every statistic
+        source = f"{num_texts} texts, " if num_texts is not None else ""
+        logger.warning(
+            "calibration data repeats: %s%d tokens give %d possible windows of %d tokens; %d windows were requested "
+            "and only %d of them are unique. Give more text or lower num_samples / seq_len.",
+            source, stream.numel(), stream.numel() - length + 1, length, num_samples, unique,
+        )
     return torch.stack([stream[s:s + length] for s in starts.tolist()])
 
 
@@ -94,8 +152,8 @@ def get_calibration_dataset(
 
     Sources (`data`):
 
-    * a list of texts, a local `.txt` file (the whole file) or `.jsonl` file (the `text` field of each line), or a
-      `datasets.Dataset` with a `text` column: texts are tokenized without special tokens, joined with EOS into one
+    * a list of texts, a local file read by `read_texts` (`.jsonl`: the `text` field of each line; `.txt` and
+      others: one passage per non-empty line), or a `datasets.Dataset` with a `text` column: texts are tokenized without special tokens, joined with EOS into one
       stream, and `num_samples` windows are cut at random starts (seeded by `seed`, as Wanda/SparseGPT do);
     * a token tensor: 1-D (a stream, windows as above) or 2-D `[n, seq]` (its first `num_samples` rows; `seq` must be >=
       `seq_len`, longer rows are cut);
@@ -146,13 +204,15 @@ def get_calibration_dataset(
         if data.dim() != 1:
             raise ValueError(f"token data must be 1-D (a stream) or 2-D [n, seq], got shape {tuple(data.shape)}")
         stream = data.long()
+        num_texts = None
     else:
         texts = _texts_from(data)
         if texts is None:
             raise ValueError(f"data of type {type(data).__name__} is not supported; give a list of texts, a .txt/.jsonl "
                              "path, a datasets.Dataset, a token tensor, or None (data-free, with model)")
         stream = _token_stream(tokenizer, texts)
-    windows = _windows(stream, num_samples=num_samples, length=body, seed=seed)
+        num_texts = len(texts)
+    windows = _windows(stream, num_samples=num_samples, length=body, seed=seed, num_texts=num_texts)
     if bos is not None:
         windows = torch.cat([torch.full((num_samples, 1), int(bos), dtype=torch.long), windows], dim=1)
     return windows
@@ -185,4 +245,46 @@ def _generate_calibration(model, tokenizer, *, num_samples: int, seq_len: int, s
     return torch.stack(rows)
 
 
-__all__ = ["DATA_FREE_PROMPTS", "get_calibration_dataset"]
+# how a pruning history names the calibration split shipped in optimum_sinkprune/assets/data
+SHIPPED_CALIBRATION = "optimum-sinkprune/calibration (KJV Bible + Shakespeare passages, shipped)"
+
+
+def describe_calibration_data(data: Any) -> str:
+    """A short, portable description of calibration data for the pruning history and the model card: a dataset's
+    Hub id, a file's name (no machine paths), the shipped split's name, or what was given.
+
+    Args:
+        data: what `get_calibration_dataset` was given.
+
+    Returns:
+        `str`
+    """
+    if data is None:
+        return "data-free (text generated by the model)"
+    if isinstance(data, torch.Tensor):
+        return f"token ids {list(data.shape)}"
+    if isinstance(data, (str, os.PathLike)):
+        from .datasets import DATASET_ALIASES
+
+        name = os.fspath(data)
+        if name in DATASET_ALIASES:
+            return DATASET_ALIASES[name].path
+        from ..assets import CALIBRATION_FILE
+
+        if os.path.exists(name) and os.path.realpath(name) == os.path.realpath(CALIBRATION_FILE):
+            return SHIPPED_CALIBRATION
+        return os.path.basename(os.path.normpath(name)) if os.path.exists(name) else name
+    if isinstance(data, Sequence) and data and all(isinstance(t, str) for t in data):
+        from ..assets import CALIBRATION_FILE
+
+        if os.path.isfile(CALIBRATION_FILE):
+            shipped = read_texts(CALIBRATION_FILE, what="calibration")
+            if list(data) == shipped[: len(data)]:
+                return SHIPPED_CALIBRATION if len(data) == len(shipped) else f"{SHIPPED_CALIBRATION}, first {len(data)}"
+        return f"{len(data)} texts"
+    info = getattr(data, "info", None)
+    return str(getattr(info, "dataset_name", None) or type(data).__name__)
+
+
+__all__ = ["DATA_FREE_PROMPTS", "SHIPPED_CALIBRATION", "TEXT_FILE_RULE", "describe_calibration_data",
+           "get_calibration_dataset", "read_texts"]

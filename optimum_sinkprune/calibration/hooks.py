@@ -87,10 +87,14 @@ def stop_after(module: nn.Module) -> Iterator[None]:
         handle.remove()
 
 
-def run_until_block(model: nn.Module, input_ids: torch.Tensor, **kwargs) -> None:
-    """Run `model` until a `catch_block_inputs` catcher (or `stop_after`) stops it."""
+def run_until_block(model: nn.Module, input_ids: torch.Tensor, *, adapter=None, **kwargs) -> None:
+    """Run `model` (through `adapter.calibration_forward` when an adapter is given) until a `catch_block_inputs`
+    catcher (or `stop_after`) stops it."""
     try:
-        model(input_ids=input_ids, use_cache=False, **kwargs)
+        if adapter is not None:
+            adapter.calibration_forward(model, input_ids, **kwargs)
+        else:
+            model(input_ids=input_ids, use_cache=False, **kwargs)
     except _StopForward:
         return
     raise RuntimeError("the model finished its forward without reaching the first transformer block")

@@ -1,5 +1,6 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
-"""`sinkprune analyze MODEL --output DIR`: sink dynamics over the denoising trajectory (report.json + PNG plots)."""
+"""`sinkprune analyze MODEL --output DIR`: sink dynamics over the denoising trajectory (sink_report.json + PNG
+plots)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ import argparse
 import logging
 import os
 
-import torch
+from .cli import progress_enabled
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+# the file name the demo and saved checkpoints use too
+SINK_REPORT_NAME = "sink_report.json"
 
 NAME = "analyze"
 HELP = (
     "Measure where attention sinks sit across the denoising trajectory of a diffusion LM (optionally next to an "
-    "autoregressive baseline); writes report.json, summary.md and PNG plots."
+    "autoregressive baseline); writes sink_report.json, summary.md and PNG plots."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="local model folder or Hub id of a supported DLM")
+    parser.add_argument("model", metavar="MODEL", help="local model folder, Hub id or embedded model name (tiny-llada, "
+                                                       "tiny-llama-ar) of a supported DLM")
     parser.add_argument("--output", required=True, help="output folder (created if missing)")
     parser.add_argument("--ar-baseline", default=None, metavar="MODEL", help="an autoregressive model to compare with")
     parser.add_argument("--steps", type=int, default=50, help="diffusion steps; t = s/steps (default 50)")
@@ -42,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prompt-len", type=int, default=16, help="prompt tokens for --gen-length (default 16)")
     parser.add_argument(
-        "--dtype", default="float32", choices=sorted(DTYPES),
+        "--dtype", default="float32", choices=DTYPES,
         help="weights dtype (default float32; attention mass is always computed in float32)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write the JSON report only")
@@ -53,12 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-
-
 def tokenize_texts(
     tokenizer, texts: list[str], *, num_samples: int, seq_len: int
 ) -> tuple[torch.LongTensor, torch.LongTensor]:
     """[num_samples, seq_len] ids (BOS first when the tokenizer has one, right-padded) and the padding mask."""
+    import torch
+
     bos = getattr(tokenizer, "bos_token_id", None)
     pad = getattr(tokenizer, "pad_token_id", None)
     pad = 0 if pad is None else pad
@@ -82,17 +87,6 @@ def tokenize_texts(
         ids[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
     return ids, mask
-
-
-def load_model_and_tokenizer(name: str, *, trust_remote_code: bool, dtype: str = "float32"):
-    import optimum_sinkprune  # noqa: F401  (registers LLaDA / Dream with the Auto classes)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not one of {sorted(DTYPES)}")
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    return model.eval(), tokenizer
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -126,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         from ..assets import load_calibration_texts
 
         texts = load_calibration_texts()
+    from ..hub.load import load_model_and_tokenizer
+
     model, tokenizer = load_model_and_tokenizer(args.model, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
     adapter = get_adapter(model)
     if not adapter.is_diffusion:
@@ -152,15 +148,15 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, sample_interval=args.sample_interval, seed=args.seed, top_k=args.top_k, k_std=args.k_std,
         generation_prompt=generation_prompt, generation_kwargs=generation_kwargs,
         generation_sample_interval=max(1, args.sample_interval // 2),
-        model_name=args.model, ar_model_name=args.ar_baseline, progress=not args.no_progress,
+        model_name=args.model, ar_model_name=args.ar_baseline, progress=progress_enabled(args),
     )
     os.makedirs(args.output, exist_ok=True)
-    report.to_json(os.path.join(args.output, "report.json"))
+    report.to_json(os.path.join(args.output, SINK_REPORT_NAME))
     table = summary_markdown(report)
     with open(os.path.join(args.output, "summary.md"), "w", encoding="utf-8") as f:
         f.write(table)
     if not args.no_plots:
         plot_report(report, args.output)
     print(table)
-    print(f"wrote {args.output}/report.json" + ("" if args.no_plots else " and plots"))
+    print(f"wrote {os.path.join(os.path.abspath(args.output), SINK_REPORT_NAME)}" + ("" if args.no_plots else " and plots"))
     return 0

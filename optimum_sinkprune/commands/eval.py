@@ -16,7 +16,8 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="local folder or Hub id of the (pruned) model")
+    parser.add_argument("model", metavar="MODEL", help="local folder, Hub id or embedded model name of the "
+                                                       "(pruned) model")
     parser.add_argument("--compare", metavar="DENSE", default=None, help="the dense model to compare against")
     parser.add_argument("--data", metavar="FILE", default=None,
                         help="held-out texts (.jsonl with 'text', or one passage per line); default: shipped split")
@@ -43,12 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation import EvaluationSettings, Evaluator, format_table
     from ..evaluation.data import default_heldout_texts, read_texts
-    from ..evaluation.loading import load_model_and_tokenizer
+    from ..hub.load import load_model_and_tokenizer
+    from .cli import progress_enabled, set_threads
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     settings = EvaluationSettings(
         num_sequences=args.num_sequences, seq_len=args.seq_len, mc_num=args.mc_num, seed=args.seed,
         num_prompts=args.num_prompts, prompt_tokens=args.prompt_tokens, gen_length=args.gen_length, steps=args.steps,
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     load = dict(dtype=args.dtype, trust_remote_code=args.trust_remote_code)
     model, tokenizer = load_model_and_tokenizer(args.model, **load)
     dense = load_model_and_tokenizer(args.compare, **load)[0] if args.compare else None
-    evaluator = Evaluator(tokenizer, texts=texts, dense_model=dense, settings=settings, progress=not args.no_progress)
+    evaluator = Evaluator(tokenizer, texts=texts, dense_model=dense, settings=settings, progress=progress_enabled(args))
     results = []
     if dense is not None:
         results.append(evaluator.evaluate_dense(checkpoint_dir=_folder(args.compare), measure_speed=False))
@@ -89,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _folder(path: str) -> str | None:
-    """The checkpoint folder when `path` is a local folder with weight files (None for a Hub id)."""
+    """The checkpoint folder when `path` is a local folder (or an embedded model's name) with weight files (None for
+    a Hub id)."""
+    from ..hub.load import resolve_model_path
+
+    path = resolve_model_path(path)
     if os.path.isdir(path) and any(f.endswith((".safetensors", ".bin")) for f in os.listdir(path)):
         return path
     return None

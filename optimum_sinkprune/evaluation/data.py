@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..calibration.data import read_texts  # noqa: F401 - the package's one text-file reader, re-exported here
+from ..validation import check_texts
+
 PROMPT_KINDS = ("continuation", "summary")
 # Cue appended to a summary-style prompt; the reference is the passage's lead sentence, removed from the prompt.
 SUMMARY_CUE = "\n\nIn short:"
@@ -72,6 +75,7 @@ def build_eval_sequences(
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
     if num_sequences < 1:
         raise ValueError(f"num_sequences must be >= 1, got {num_sequences}")
+    texts = check_texts(texts, argument="texts")  # an empty list or a non-text element is named as such
     body = seq_len - len(_prefix(bos_token_id))
     windows_per_doc = []
     for text in texts:
@@ -125,6 +129,7 @@ def build_generation_prompts(
     bad = [k for k in kinds if k not in PROMPT_KINDS]
     if not kinds or bad:
         raise ValueError(f"kinds={kinds!r} must be a non-empty subset of {PROMPT_KINDS}")
+    texts = check_texts(texts, argument="texts")
     prompts: list[GenerationPrompt] = []
     for text in texts:
         if len(prompts) >= num_prompts:
@@ -167,30 +172,6 @@ def _summary_prompt(tokenizer, text, prompt_tokens, bos_token_id) -> GenerationP
     passage = tokenizer.decode(body)
     ids = _prefix(bos_token_id) + body + _encode(tokenizer, SUMMARY_CUE)
     return GenerationPrompt(kind="summary", prompt_ids=ids, prompt_text=passage + SUMMARY_CUE, reference=lead)
-
-
-def read_texts(path: str) -> list[str]:
-    """Texts from a `.jsonl` file (a "text" field per line) or a plain text file (one passage per non-empty line)."""
-    import json
-    import os
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"text file {path!r} does not exist")
-    texts: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if path.endswith(".jsonl"):
-                try:
-                    texts.append(json.loads(line)["text"])
-                except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise ValueError(f"{path}:{line_no} is not a JSON object with a 'text' field ({err})") from err
-            else:
-                texts.append(line.rstrip("\n"))
-    if not texts:
-        raise ValueError(f"text file {path!r} holds no texts")
-    return texts
 
 
 def default_heldout_texts() -> list[str]:

@@ -13,15 +13,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..validation import check_int
+from . import metrics
 from .data import GenerationPrompt, build_eval_sequences, build_generation_prompts
-from .metrics import (
-    checkpoint_bytes,
-    corpus_bleu,
-    count_block_parameters,
-    count_parameters,
-    mean_rouge_l,
-    weight_bytes,
-)
 from .result import EvaluationResult
 from .speed import SpeedResult, measure_speed, model_device
 
@@ -65,11 +59,8 @@ class EvaluationSettings:
     def __post_init__(self):
         for name in ("num_sequences", "seq_len", "mc_num", "batch_size", "num_prompts", "prompt_tokens",
                      "gen_length", "steps", "speed_repeats", "speed_batch"):  # fmt: skip
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.speed_warmup < 0:
-            raise ValueError(f"speed_warmup must be >= 0, got {self.speed_warmup}")
+            check_int(name, getattr(self, name), 1)
+        check_int("speed_warmup", self.speed_warmup, 0)
         if self.block_length is not None and (self.block_length < 1 or self.gen_length % self.block_length):
             raise ValueError(f"block_length={self.block_length} must be >= 1 and divide gen_length={self.gen_length}")
         if self.speed_batch > self.num_prompts:
@@ -276,11 +267,11 @@ class Evaluator:
         start = time.perf_counter()
         model.eval()
         dense = None if is_dense else self.dense_model
-        total, nonzero = count_parameters(model)
-        block_total, block_nonzero = count_block_parameters(model)
+        total, nonzero = metrics.count_parameters(model)
+        block_total, block_nonzero = metrics.count_block_parameters(model)
         block_sparsity = None
         if self.dense_model is not None:
-            dense_block, _ = count_block_parameters(self.dense_model)
+            dense_block, _ = metrics.count_block_parameters(self.dense_model)
             block_sparsity = 1.0 - block_nonzero / dense_block
         own_reference = is_dense and model is self.dense_model  # reuse (and fill) the dense caches
         lik = self.dense_likelihood() if own_reference else self.likelihood(model)
@@ -292,11 +283,12 @@ class Evaluator:
         ci = (math.exp(nll - 2 * se), math.exp(nll + 2 * se)) if math.isfinite(se) else (math.nan, math.nan)
         outputs = self.dense_outputs() if own_reference else self.generate_outputs(model)
         refs = [p.reference for p in self.prompts]
-        bleu_ref, rouge_ref = corpus_bleu(outputs, refs), mean_rouge_l(outputs, refs)
+        bleu_ref, rouge_ref = metrics.corpus_bleu(outputs, refs), metrics.mean_rouge_l(outputs, refs)
         bleu_dense = rouge_dense = None
         if dense is not None:
             dense_out = self.dense_outputs()
-            bleu_dense, rouge_dense = corpus_bleu(outputs, dense_out), mean_rouge_l(outputs, dense_out)
+            bleu_dense = metrics.corpus_bleu(outputs, dense_out)
+            rouge_dense = metrics.mean_rouge_l(outputs, dense_out)
         speed = dense_speed = speedup = None
         if measure_speed:
             models = {name: model} if dense is None else {"__dense__": dense, name: model}
@@ -315,8 +307,8 @@ class Evaluator:
             block_parameters=block_total,
             block_nonzero_parameters=block_nonzero,
             block_sparsity=block_sparsity,
-            checkpoint_bytes=None if checkpoint_dir is None else checkpoint_bytes(checkpoint_dir),
-            weight_bytes=weight_bytes(model),
+            checkpoint_bytes=None if checkpoint_dir is None else metrics.checkpoint_bytes(checkpoint_dir),
+            weight_bytes=metrics.weight_bytes(model),
             perplexity=math.exp(nll),
             perplexity_ci=ci,
             nll_per_token=nll,

@@ -6,12 +6,15 @@ Importing this module registers the model with lm-eval:
 ```python
 >>> import lm_eval
 >>> import optimum_sinkprune.evaluation.lm_eval_model  # registers "sinkprune-dlm"
->>> lm_eval.simple_evaluate(model="sinkprune-dlm", model_args="pretrained=path/to/model,mc_num=32", tasks=[...])
+>>> lm_eval.simple_evaluate(model="sinkprune-dlm", model_args="pretrained=path/to/model,paper_task=arc_challenge",
+...                         tasks=["arc_challenge"], num_fewshot=0)
 ```
 
-* `loglikelihood`: the ELBO of the continuation with the context unmasked (Monte-Carlo over t, LLaDA's own
-  evaluation), `is_greedy` from the greedy sampler (one token per step);
-* `loglikelihood_rolling`: disjoint windows of the model's length, each scored the same way;
+* `loglikelihood`: the ELBO of the continuation with the context unmasked, by default with the family's official
+  estimator (LLaDA's exact-count stratified masking with classifier-free guidance, or Dream's; `estimator=bernoulli`
+  for ours), `is_greedy` from the greedy check (one token revealed per step, guided like the scores);
+* `loglikelihood_rolling`: disjoint windows of the model's length, each scored by our Bernoulli estimator (the
+  official evaluations have none);
 * `generate_until`: the diffusion sampler, then the text cut at the first stop sequence.
 """
 
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import logging
 import math
+from types import MappingProxyType
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..diffusion.likelihood import check_cfg_scale, official_continuation_loglikelihood
 from .metrics import EVAL_EXTRA_HINT
 from .scoring import greedy_matches, score_continuation
 
@@ -63,24 +68,89 @@ def cut_at_stop_sequences(text: str, stops: list[str]) -> str:
     return text[:cut]
 
 
+ESTIMATORS = ("official", "bernoulli")
+# defaults of the official estimators when model_args leave them out: LLaDA's eval_llada.py / Dream's eval.py
+_OFFICIAL_DEFAULTS = MappingProxyType({
+    "llada": MappingProxyType({"mc_num": 128, "batch_size": 32, "is_check_greedy": True}),
+    "dream": MappingProxyType({"mc_num": 128, "batch_size": 32, "is_check_greedy": False}),
+})  # fmt: skip
+_BERNOULLI_DEFAULTS = MappingProxyType({"mc_num": 32, "batch_size": 16, "is_check_greedy": True})
+
+
+def _positive_int(name: str, value, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return number
+
+
+def _flag(name: str, value) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _pick(name: str, value, alias_name: str, alias_value):
+    """`value`, or `alias_value` given under the other spelling (both given and different is an error)."""
+    if alias_value is None:
+        return value
+    if value is not None and value != alias_value:
+        raise ValueError(f"{name}={value!r} and its alias {alias_name}={alias_value!r} disagree; give one")
+    return alias_value
+
+
 @register_model(MODEL_NAME)
 class SinkPruneDLM(LM):
     """A diffusion LM (LLaDA, Dream, MMaDA backbone, pruned or not) inside lm-evaluation-harness.
+
+    By default `loglikelihood` uses the family's official estimator, chosen by the model's adapter: LLaDA's (also
+    for MMaDA) masks an exact, stratified number of answer tokens per draw, with optional classifier-free guidance;
+    Dream's draws stratified times with Bernoulli masks and appends EOS (see
+    `optimum_sinkprune.diffusion.official_continuation_loglikelihood`). `estimator=bernoulli` selects ours
+    (independent t ~ U(0, 1] per draw, Bernoulli masks).
 
     Args:
         pretrained (`str`, *optional*): folder or Hub id to load (with its tokenizer) when `model` is not given.
         model (`nn.Module`, *optional*): an already loaded model (then `tokenizer` is required).
         tokenizer (*optional*): its tokenizer (loaded from `pretrained` otherwise).
-        mc_num (`int`): Monte-Carlo samples per loglikelihood request.
-        batch_size (`int`): samples per forward pass ("auto" is read as 16).
+        estimator (`str`, *optional*): "official" (default) or "bernoulli".
+        mc_num (`int`, *optional*): Monte-Carlo draws per loglikelihood request (official: 128; bernoulli: 32).
+        batch_size (`int`, *optional*): draws per forward pass ("auto" reads as the default). The official LLaDA
+            estimator stratifies over a batch and needs `mc_num` to be a multiple of it; left out, it is
+            gcd(mc_num, 32). Bernoulli default: 16.
+        cfg_scale (`float`): classifier-free guidance scale, >= 0 (0: none); also for `generate_until` and the
+            greedy check. `cfg` is accepted as the official spelling.
+        is_check_greedy (`bool`, *optional*): run the greedy check for `is_greedy` (one forward per continuation
+            token); defaults to True, False for Dream's protocol (its evaluation has none). `compute_greedy` is
+            accepted as an alias.
+        paper_task (`str`, *optional*): apply the paper's settings of this lm-eval task
+            (`optimum_sinkprune.evaluation.paper_tasks`); explicit arguments override them.
         seed (`int`): seed of the mask draws (the same for every request and every model).
-        steps / gen_length / block_length (`int`): sampler settings for `generate_until` (`max_gen_toks` of a
-            request overrides `gen_length`).
+        steps / gen_length / block_length (`int`): sampler settings for `generate_until`.
+        use_max_gen_toks (`bool`): a request's `max_gen_toks` overrides `gen_length` (the official LLaDA
+            evaluation always generates `gen_length` tokens: False).
         max_length (`int`, *optional*): longest input; defaults to the model's.
-        compute_greedy (`bool`): run the greedy check for `is_greedy` (costs one forward per continuation token).
         add_bos_token (`bool`): prepend the tokenizer's BOS to every input.
         device (`str`, *optional*): where to put a model loaded from `pretrained`.
         dtype (`str`, *optional*): torch dtype name for a model loaded from `pretrained`.
+        progress (`bool`): show tqdm bars.
+
+    Raises:
+        ValueError: for an unknown estimator, mc_num / batch_size / steps / gen_length / block_length / max_length
+            < 1, a negative or non-finite cfg_scale, mc_num not a multiple of batch_size (official LLaDA), an unknown
+            paper task (the message lists the tasks with settings), or a missing model / tokenizer; all raised
+            before a model is loaded, except those that depend on the model's family.
     """
 
     def __init__(
@@ -88,14 +158,20 @@ class SinkPruneDLM(LM):
         pretrained: str | None = None,
         model: nn.Module | None = None,
         tokenizer=None,
-        mc_num: int = 32,
-        batch_size: int | str | None = 16,
+        estimator: str | None = None,
+        mc_num: int | None = None,
+        batch_size: int | str | None = None,
+        cfg_scale: float | None = None,
+        cfg: float | None = None,
+        is_check_greedy: bool | None = None,
+        compute_greedy: bool | None = None,
+        paper_task: str | None = None,
         seed: int = 0,
-        steps: int = 32,
-        gen_length: int = 32,
+        steps: int | None = None,
+        gen_length: int | None = None,
         block_length: int | None = None,
+        use_max_gen_toks: bool | None = None,
         max_length: int | None = None,
-        compute_greedy: bool = True,
         add_bos_token: bool = True,
         device: str | None = None,
         dtype: str | None = None,
@@ -109,8 +185,29 @@ class SinkPruneDLM(LM):
             raise ValueError("give `pretrained` (a folder or Hub id) or `model` (a loaded model)")
         if model is not None and tokenizer is None:
             raise ValueError("`model` was given without `tokenizer`; pass both")
-        if int(mc_num) < 1:
-            raise ValueError(f"mc_num must be >= 1, got {mc_num}")
+        # checks that do not depend on the model come first, so a typo fails before any loading
+        explicit = {
+            "estimator": estimator,
+            "mc_num": _positive_int("mc_num", mc_num, allow_none=True),
+            "batch_size": None
+            if batch_size is None or str(batch_size).startswith("auto")
+            else _positive_int("batch_size", batch_size),
+            "cfg_scale": _pick("cfg_scale", cfg_scale, "cfg", cfg),
+            "is_check_greedy": _pick(
+                "is_check_greedy", _flag("is_check_greedy", is_check_greedy),
+                "compute_greedy", _flag("compute_greedy", compute_greedy),
+            ),  # fmt: skip
+            "steps": _positive_int("steps", steps, allow_none=True),
+            "gen_length": _positive_int("gen_length", gen_length, allow_none=True),
+            "block_length": _positive_int("block_length", block_length, allow_none=True),
+            "use_max_gen_toks": _flag("use_max_gen_toks", use_max_gen_toks),
+        }
+        if estimator is not None and estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if explicit["cfg_scale"] is not None:
+            check_cfg_scale(explicit["cfg_scale"])
+        max_length = _positive_int("max_length", max_length, allow_none=True)
+        seed = int(seed)
         if model is None:
             import optimum_sinkprune  # noqa: F401  (registers the Auto classes)
             from transformers import AutoModel, AutoTokenizer
@@ -125,15 +222,21 @@ class SinkPruneDLM(LM):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.adapter = get_adapter(model)
+        self.protocol = getattr(self.adapter, "likelihood_protocol", "llada")
+        settings = self._resolve(explicit, paper_task)
+        self.estimator = settings["estimator"]
+        self.mc_num = settings["mc_num"]
+        self.batch_size = settings["batch_size"]
+        self.cfg_scale = float(settings["cfg_scale"])
+        self.is_check_greedy = settings["is_check_greedy"]
+        self.steps = settings["steps"]
+        self.gen_length = settings["gen_length"]
+        self.block_length = settings["block_length"]
+        self.use_max_gen_toks = settings["use_max_gen_toks"]
+        self.paper_task = paper_task
         self.mask_token_id = self.adapter.mask_token_id(model, tokenizer)
-        self.mc_num = int(mc_num)
-        self.batch_size = 16 if batch_size in (None, "auto") or str(batch_size).startswith("auto") else int(batch_size)
-        self.seed = int(seed)
-        self.steps = int(steps)
-        self.gen_length = int(gen_length)
-        self.block_length = None if block_length is None else int(block_length)
+        self.seed = seed
         self.max_length = int(max_length or self.adapter.max_length(model))
-        self.compute_greedy = bool(compute_greedy)
         self.progress = bool(progress)
         bos = getattr(tokenizer, "bos_token_id", None)
         if bos is None:
@@ -141,7 +244,55 @@ class SinkPruneDLM(LM):
         self.prefix = [int(bos)] if (add_bos_token and bos is not None) else []
         eos = getattr(tokenizer, "eos_token_id", None)
         self.eos_token_id = int(eos) if eos is not None else getattr(model.config, "eos_token_id", None)
+        # Dream's evaluation appends EOS to every continuation (kept clean, not scored)
+        append_eos = self.estimator == "official" and self.protocol == "dream" and self.eos_token_id is not None
+        self.suffix = [int(self.eos_token_id)] if append_eos else []
         self._device = next(model.parameters()).device
+
+    @property
+    def compute_greedy(self) -> bool:
+        """Alias of `is_check_greedy`."""
+        return self.is_check_greedy
+
+    def _resolve(self, explicit: dict, paper_task: str | None) -> dict:
+        """Explicit arguments over the paper task's settings over the estimator's defaults; checks the result."""
+        from .paper_tasks import paper_task_settings
+
+        paper = {}
+        if paper_task is not None:
+            paper = dict(paper_task_settings(paper_task, self.protocol).model_args)
+        given = {k: v for k, v in explicit.items() if v is not None}
+        merged = {**paper, **given}
+        estimator = merged.get("estimator", "official")
+        if estimator == "official":
+            defaults = dict(_OFFICIAL_DEFAULTS.get(self.protocol, _OFFICIAL_DEFAULTS["llada"]))
+        else:
+            defaults = dict(_BERNOULLI_DEFAULTS)
+        mc_num = merged.get("mc_num", defaults["mc_num"])
+        if "batch_size" in merged:
+            batch_size = merged["batch_size"]
+        elif estimator == "official" and self.protocol == "llada":
+            batch_size = math.gcd(mc_num, defaults["batch_size"])
+        else:
+            batch_size = defaults["batch_size"]
+        if estimator == "official" and self.protocol == "llada" and mc_num % batch_size:
+            raise ValueError(
+                f"mc_num={mc_num} must be a multiple of batch_size={batch_size} for LLaDA's estimator "
+                "(each batch is one stratified set of draws)"
+            )
+        cfg_scale = merged.get("cfg_scale", 0.0)
+        check_cfg_scale(cfg_scale)
+        return {
+            "estimator": estimator,
+            "mc_num": mc_num,
+            "batch_size": batch_size,
+            "cfg_scale": cfg_scale,
+            "is_check_greedy": merged.get("is_check_greedy", defaults["is_check_greedy"]),
+            "steps": merged.get("steps", 32),
+            "gen_length": merged.get("gen_length", 32),
+            "block_length": merged.get("block_length"),
+            "use_max_gen_toks": merged.get("use_max_gen_toks", True),
+        }
 
     @property
     def tokenizer_name(self) -> str:
@@ -150,7 +301,7 @@ class SinkPruneDLM(LM):
     # ---- helpers --------------------------------------------------------------------------------------------------
     def _fit(self, context: list[int], continuation: list[int]) -> tuple[list[int], list[int]]:
         """Left-truncate so that prefix + context + continuation fits `max_length` (the continuation is kept)."""
-        room = self.max_length - len(self.prefix) - len(continuation)
+        room = self.max_length - len(self.prefix) - len(continuation) - len(self.suffix)
         if room < 0:
             raise ValueError(
                 f"a continuation of {len(continuation)} tokens does not fit max_length={self.max_length}"
@@ -160,14 +311,23 @@ class SinkPruneDLM(LM):
 
     def _score(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
         context, continuation = self._fit(context, continuation)
-        score = score_continuation(
-            self.model, context, continuation, mc_num=self.mc_num, batch_size=self.batch_size, seed=self.seed,
-            mask_token_id=self.mask_token_id,
-        )
+        if self.estimator == "official":
+            logprob = official_continuation_loglikelihood(
+                self.model, context, continuation, protocol=self.protocol, mc_num=self.mc_num,
+                batch_size=self.batch_size, cfg_scale=self.cfg_scale, seed=self.seed, suffix_ids=self.suffix,
+                mask_token_id=self.mask_token_id,
+            ).logprob  # fmt: skip
+        else:
+            logprob = score_continuation(
+                self.model, context, continuation, mc_num=self.mc_num, batch_size=self.batch_size, seed=self.seed,
+                mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale,
+            ).logprob  # fmt: skip
         greedy = False
-        if self.compute_greedy:
-            greedy = greedy_matches(self.model, context, continuation, mask_token_id=self.mask_token_id)
-        return score.logprob, greedy
+        if self.is_check_greedy:
+            greedy = greedy_matches(
+                self.model, context, continuation, mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale
+            )
+        return logprob, greedy
 
     # ---- the LM interface -----------------------------------------------------------------------------------------
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
@@ -212,7 +372,8 @@ class SinkPruneDLM(LM):
             gen_kwargs = dict(gen_kwargs or {})
             until = gen_kwargs.pop("until", None) or []
             until = [until] if isinstance(until, str) else list(until)
-            length = int(gen_kwargs.pop("max_gen_toks", self.gen_length))
+            max_gen_toks = gen_kwargs.pop("max_gen_toks", None)
+            length = int(max_gen_toks) if (self.use_max_gen_toks and max_gen_toks is not None) else self.gen_length
             block = self.block_length or length
             length = block * math.ceil(length / block)  # the sampler needs whole blocks
             num_blocks = length // block
@@ -222,7 +383,7 @@ class SinkPruneDLM(LM):
             prompt = torch.tensor([ctx], dtype=torch.long, device=self._device)
             seq = generate(
                 self.model, prompt, steps=steps, gen_length=length, block_length=block,
-                mask_token_id=self.mask_token_id,
+                mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale,
             ).sequences[0, len(ctx) :].tolist()
             if self.eos_token_id is not None and self.eos_token_id in seq:
                 seq = seq[: seq.index(self.eos_token_id)]

@@ -64,16 +64,11 @@ def mean_rouge_l(hypotheses: list[str], references: list[str]) -> float:
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(total, nonzero) parameter counts of `model` (shared tensors counted once)."""
-    seen: set[int] = set()
-    total = nonzero = 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        nonzero += int(torch.count_nonzero(p.detach()))
-    return total, nonzero
+    """(total, nonzero) parameter counts of `model` (`optimum_sinkprune.counting.count_parameters`)."""
+    from ..counting import count_parameters as count
+
+    counts = count(model)
+    return counts.params, counts.nonzero
 
 
 def count_block_parameters(model: nn.Module) -> tuple[int, int]:

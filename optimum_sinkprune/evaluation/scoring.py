@@ -38,6 +38,7 @@ def score_continuation(
     batch_size: int = 16,
     seed: int = 0,
     mask_token_id: int | None = None,
+    cfg_scale: float = 0.0,
 ) -> ContinuationScore:
     """ELBO of `continuation_ids` given `context_ids` (context never masked), averaged over `mc_num` samples.
 
@@ -53,6 +54,7 @@ def score_continuation(
         batch_size: samples per forward pass.
         seed: seed of the mask draws.
         mask_token_id: defaults to the adapter's.
+        cfg_scale: classifier-free guidance scale (0: none); the unconditional branch masks the context.
     """
     from ..diffusion import elbo_log_likelihood
 
@@ -73,6 +75,7 @@ def score_continuation(
         batch_size=copies,
         seed=seed,
         mask_token_id=mask_token_id,
+        cfg_scale=cfg_scale,
     )
     n = len(continuation_ids)
     if draws > 1:
@@ -88,9 +91,10 @@ def greedy_matches(
     continuation_ids: list[int],
     *,
     mask_token_id: int | None = None,
+    cfg_scale: float = 0.0,
 ) -> bool:
-    """True when the greedy sampler (one token revealed per step, low-confidence remasking) regenerates exactly
-    `continuation_ids` after `context_ids`."""
+    """True when the greedy sampler (one token revealed per step, low-confidence remasking, optionally guided with
+    `cfg_scale`) regenerates exactly `continuation_ids` after `context_ids` (LLaDA's `is_check_greedy`)."""
     from ..diffusion import generate
 
     n = len(continuation_ids)
@@ -98,5 +102,7 @@ def greedy_matches(
         raise ValueError("continuation_ids is empty")
     device = next(model.parameters()).device
     prompt = torch.tensor([list(context_ids)], dtype=torch.long, device=device)
-    out = generate(model, prompt, steps=n, gen_length=n, block_length=n, mask_token_id=mask_token_id)
+    out = generate(
+        model, prompt, steps=n, gen_length=n, block_length=n, mask_token_id=mask_token_id, cfg_scale=cfg_scale
+    )
     return out.sequences[0, len(context_ids) :].tolist() == list(continuation_ids)

@@ -35,7 +35,10 @@ class SpeedResult:
         tokens_per_second: generated tokens (batch x gen_length) per second of sampling, fastest repeat.
         peak_memory_bytes: see the module docstring; `memory_kind` says which measure it is.
         memory_kind: "accelerator_allocated", "rss" (reset per measurement) or "rss_process_peak".
-        steps, gen_length, batch_size, repeats, threads, device: the measurement settings.
+        steps, gen_length, batch_size, repeats, threads, device: the measurement settings (`repeats`: the timed
+            runs actually made, which grow up to `max_repeats` while the spread is large).
+        spread: (median − fastest) / fastest over the repeats: how much the machine's load moved the timings.
+        noisy: the spread stayed above `max_spread` after `max_repeats` runs; read the figure with care.
     """
 
     latency_ms_per_step: float
@@ -49,6 +52,8 @@ class SpeedResult:
     repeats: int
     threads: int
     device: str
+    spread: float = 0.0
+    noisy: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,9 +122,12 @@ def measure_speed(
     repeats: int = 3,
     warmup: int = 1,
     progress: bool = False,
+    max_spread: float = 0.1,
+    max_repeats: int | None = None,
 ) -> dict[str, SpeedResult]:
-    """Time the diffusion sampler for every model, interleaving the repeats (A B A B ...) so drift in machine load
-    hits all models alike.
+    """Time the diffusion sampler for every model, interleaving the repeats (A B, then B A, ...) so drift in machine
+    load hits all models alike; while any model's spread exceeds `max_spread`, further rounds run, up to
+    `max_repeats`, and a figure still that noisy is flagged (`SpeedResult.noisy`, and a warning).
 
     Args:
         models: name -> model; all are measured on the same prompt with the same settings.
@@ -128,6 +136,8 @@ def measure_speed(
         repeats: timed runs per model.
         warmup: untimed runs per model first.
         progress: show a tqdm bar.
+        max_spread: the largest (median − fastest) / fastest accepted as a steady measurement.
+        max_repeats: the most timed runs per model (default 3 × `repeats`).
 
     Returns:
         name -> `SpeedResult`.
@@ -139,13 +149,20 @@ def measure_speed(
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     block_length = block_length or gen_length
+    max_repeats = max(repeats, 3 * repeats if max_repeats is None else max_repeats)
     times: dict[str, list[float]] = {name: [] for name in models}
     peaks: dict[str, int] = dict.fromkeys(models, 0)
     kinds: dict[str, str] = {}
     taken: dict[str, int] = {}
-    bar = tqdm(total=(repeats + warmup) * len(models), desc="speed", disable=not progress)
-    for r in range(warmup + repeats):
-        for name, model in models.items():
+    bar = tqdm(total=(repeats + warmup) * len(models), desc="speed", disable=not progress, leave=False)
+    names = list(models)
+    r = 0
+    while r < warmup + repeats or (r < warmup + max_repeats and max(_spread(t) for t in times.values()) > max_spread):
+        if r >= warmup + repeats:
+            bar.total += len(models)
+        order = names if r % 2 == 0 else names[::-1]  # alternate who goes first
+        for name in order:
+            model = models[name]
             device = model_device(model)
             with _PeakMemory(device) as mem:
                 _synchronize(device)
@@ -159,10 +176,15 @@ def measure_speed(
                 kinds[name] = mem.kind
                 taken[name] = out.steps_taken
             bar.update(1)
+        r += 1
     bar.close()
     results = {}
     for name, model in models.items():
         best = min(times[name])
+        spread = _spread(times[name])
+        if spread > max_spread:
+            logger.warning("speed of %s is noisy: the repeats spread %.0f%% around the fastest after %d runs (machine "
+                           "load); treat its figure with care", name, 100 * spread, len(times[name]))
         results[name] = SpeedResult(
             latency_ms_per_step=1000.0 * best / taken[name],
             latency_ms_per_step_all=[1000.0 * t / taken[name] for t in times[name]],
@@ -172,8 +194,20 @@ def measure_speed(
             steps=taken[name],
             gen_length=gen_length,
             batch_size=int(prompt_ids.shape[0]),
-            repeats=repeats,
+            repeats=len(times[name]),
             threads=torch.get_num_threads(),
             device=str(model_device(model)),
+            spread=spread,
+            noisy=spread > max_spread,
         )
     return results
+
+
+def _spread(times: list[float]) -> float:
+    """(median − fastest) / fastest; 0 for fewer than two runs (nothing to compare)."""
+    if len(times) < 2:
+        return 0.0
+    ordered = sorted(times)
+    median = ordered[len(ordered) // 2] if len(ordered) % 2 else (ordered[len(ordered) // 2 - 1]
+                                                                 + ordered[len(ordered) // 2]) / 2
+    return (median - ordered[0]) / ordered[0] if ordered[0] > 0 else 0.0

@@ -52,13 +52,14 @@ COLUMNS = (
     ("BLEU dense", lambda r: _num(r.bleu_vs_dense, ".1f")),
     ("ROUGE-L dense", lambda r: _num(r.rouge_l_vs_dense, ".1f")),
     ("ms/step (dense)", _latency),
-    ("speed-up", lambda r: _num(r.speedup_vs_dense, ".2f") + ("x" if r.speedup_vs_dense is not None else "")),
+    ("speed-up", lambda r: _num(r.speedup_vs_dense, ".2f") + ("x" if r.speedup_vs_dense is not None else "")
+     + (" (noisy)" if r.speed is not None and r.speed.get("noisy") else "")),
 )
 
 
 # The short before/after table (the demo prints it; the full one goes to results.md).
-COMPACT_COLUMNS = ("model", "params (M)", "ckpt (MB)", "ELBO ppl ± se", "Δnll vs dense", "masked acc", "BLEU dense",
-                   "ROUGE-L dense", "ms/step (dense)", "speed-up")
+COMPACT_COLUMNS = ("model", "params (M)", "ckpt (MB)", "ELBO ppl ± se", "Δnll vs dense", "masked acc", "BLEU ref",
+                   "ROUGE-L ref", "BLEU dense", "ROUGE-L dense", "ms/step (dense)", "speed-up")
 
 
 def format_table(results: list[EvaluationResult], *, markdown: bool = True, compact: bool = False) -> str:

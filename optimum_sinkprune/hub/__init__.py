@@ -10,15 +10,19 @@ from .push import (
     validate_checkpoint_folder,
     validate_repo_id,
 )
-from .save import save_pruned_model
+from .save import SaveInterrupted, SaveRecovery, check_save_directory, recover_interrupted_save, save_pruned_model
 
 __all__ = [
     "HubPushError",
     "MissingTokenError",
+    "SaveInterrupted",
+    "SaveRecovery",
     "build_model_card",
+    "check_save_directory",
     "default_template_path",
     "push_pruned_model",
     "push_to_hub",
+    "recover_interrupted_save",
     "save_pruned_model",
     "validate_checkpoint_folder",
     "validate_repo_id",

@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..registry import CardText, get_method, is_method
 
 logger = logging.getLogger(__name__)
 
@@ -27,83 +30,14 @@ CITATION = """@article{myrzakhan2026sinkaware,
   year    = {2026}
 }"""
 
-# Measurements a card should report; the ones missing from `eval_results` are listed as "not measured".
+# Measurements a card should report; the ones missing from `eval_results` are listed as "not measured". Labels carry
+# no unit: the unit is added once, from the entry or from METRIC_UNITS.
 STANDARD_MEASUREMENTS = {
-    "perplexity": "ELBO perplexity (lower is better)",
+    "perplexity": "ELBO perplexity bound (lower is better)",
     "masked_accuracy": "masked-token accuracy",
-    "tokens_per_second": "generation speed (tokens/s)",
+    "tokens_per_second": "generation speed",
 }
 
-SINK_SYMBOLS = (
-    r"$m$ is the attention mass a token receives (summed over heads and layers) at a sampled denoising step, "
-    r"$\bar m$ and $s_m$ its mean and standard deviation over positions, $\alpha$ = `sink_alpha`, $k$ = `sink_std`, "
-    r"and the sum runs over calibration samples $x$ and sampled steps $t$"
-)
-STRUCTURED_SYMBOLS = (
-    r"$z$ standardises over the heads still present, $X_h$ is head $h$'s output, $p_h(t)$ its dominant sink "
-    r"position at denoising step $t$, $\lambda$ = `instability_weight`, $a_c$ the activation of MLP channel $c$ and "
-    r"$\sigma$ the sink weight of each token"
-)
-# method -> (display name, what it scores, the equation)
-METHODS = {
-    "magnitude": (
-        "Magnitude pruning",
-        "weights are ranked by their absolute value",
-        r"S_{ij} = |W_{ij}|",
-    ),
-    "wanda": (
-        "Wanda (Sun et al., 2023)",
-        "weight magnitude times the L2 norm of the layer's input feature over clean calibration tokens",
-        r"S_{ij} = |W_{ij}| \cdot \lVert X_j \rVert_2",
-    ),
-    "sparsegpt": (
-        "SparseGPT (Frantar & Alistarh, 2023)",
-        "optimal-brain-surgeon saliency with the inverse Hessian of the layer inputs, and error compensation",
-        r"S_{ij} = \frac{W_{ij}^2}{[H^{-1}]_{jj}^2}, \quad H = \tfrac{2}{n} X^\top X + \lambda I",
-    ),
-    "sink_wanda": (
-        "Sink-Aware Wanda (Myrzakhan et al., 2026)",
-        "Wanda statistics on noised inputs along the denoising trajectory, with attention-sink tokens down-weighted",
-        r"\sigma = \operatorname{sigmoid}\big(\alpha\,(m - (\bar m + k\,s_m))\big), \quad "
-        r"S_{ij} = |W_{ij}| \cdot \sum_{(x, t)} \lVert (1 - \sigma) \odot X_j \rVert_2",
-    ),
-    "sink_sparsegpt": (
-        "Sink-Aware SparseGPT (Myrzakhan et al., 2026)",
-        "SparseGPT with the Hessian built from sink-down-weighted inputs",
-        r"H = \tfrac{2}{n} \tilde X^\top \tilde X + \lambda I, \quad \tilde X = (1 - \bar\sigma) \odot X",
-    ),
-    "wanda_diffusion": (
-        "Wanda on diffusion-noised inputs (ablation)",
-        "Wanda statistics on the same noised inputs as Sink-Aware Wanda, without sink weighting",
-        r"S_{ij} = |W_{ij}| \cdot \sum_{(x, t)} \lVert X_j \rVert_2",
-    ),
-    "sink_heads": (
-        "Sink-aware head and channel pruning (structured)",
-        "attention heads ranked by their output contribution and by how much their dominant sink position moves "
-        "across the denoising trajectory (variance over steps); MLP channels by a structured Wanda score with "
-        "sink-down-weighted activations; the lowest-scored heads and channels are removed",
-        r"\text{score}_h = z(\lVert X_h \rVert_2 \, \lVert W_o[:, h] \rVert_F) "
-        r"- \lambda\, z(\operatorname{Var}_t[p_h(t)]), "
-        r"\quad \text{score}_c = \lVert W_{down}[:, c] \rVert_2 \, \lVert (1 - \sigma) \odot a_c \rVert_2",
-    ),
-    "magnitude_heads": (
-        "Magnitude head and channel pruning (structured baseline)",
-        "heads and MLP channels ranked by the norm of their weights",
-        r"\text{score}_h = \lVert W_{q,k,v,o}[h] \rVert_F, \quad \text{score}_c = \lVert W_{down}[:, c] \rVert_2",
-    ),
-    "random_heads": (
-        "Random head and channel pruning (structured baseline)",
-        "heads and MLP channels removed at random (seeded)",
-        None,
-    ),
-    "activation_heads": (
-        "Activation-importance head and channel pruning (structured baseline)",
-        "heads ranked by output contribution, channels by structured Wanda, without sink weighting",
-        r"\text{score}_h = \lVert X_h \rVert_2 \, \lVert W_o[:, h] \rVert_F, \quad "
-        r"\text{score}_c = \lVert W_{down}[:, c] \rVert_2 \, \lVert a_c \rVert_2",
-    ),
-}
-STRUCTURED_METHODS = ("sink_heads", "magnitude_heads", "random_heads", "activation_heads")
 # labels of further metrics the evaluation module reports
 METRIC_LABELS = {
     "latency_per_step": "latency per denoising step",
@@ -112,12 +46,33 @@ METRIC_LABELS = {
     "bleu_vs_dense": "BLEU vs the base model's output",
     "rouge_l_vs_dense": "ROUGE-L vs the base model's output",
 }
+METRIC_UNITS = {"tokens_per_second": "tokens/s", "latency_per_step": "ms"}
+# words an entry may give as its "unit" that are no unit (shown nowhere)
+_NOT_UNITS = ("ELBO bound",)
+# model-index `dataset.type` of measurements on the embedded held-out split (entries may give their own dataset id)
+HELDOUT_DATASET_TYPE = "optimum-sinkprune/heldout"
+# hyper-parameters that belong to one family of methods (the rest apply to every method)
+STRUCTURED_KEYS = ("target_param_reduction", "head_ratio", "mlp_ratio", "allocation", "structured_mode",
+                   "instability_weight", "min_heads_per_layer")
+UNSTRUCTURED_KEYS = ("sparsity", "pattern", "targets", "ignore")
+RECONSTRUCT_KEYS = ("block_size", "dampening")
+SINK_KEYS = ("sink_std", "sink_alpha")
+NOISE_KEYS = ("diffusion_steps", "sample_interval", "noise_eps", "noise_schedule", "protected_positions")
+DATA_KEYS = ("num_samples", "seq_len", "batch_size")
 
 _SECRET_PATTERNS = (
     re.compile(r"hf_[A-Za-z0-9]{8,}"),
     re.compile(r"(--token[= ])\S+"),
     re.compile(r"(token\s*=\s*)['\"][^'\"]+['\"]"),
 )
+
+
+def method_card_text(method: str) -> CardText:
+    """The card text of a registered method; for a method this installation does not know, a pointer to the
+    config saved with the checkpoint."""
+    if is_method(method):
+        return get_method(method).card
+    return CardText(name=method, summary="see `sink_pruning_config` in config.json for its definition")
 
 
 def default_template_path() -> str:
@@ -141,11 +96,79 @@ def is_hub_repo_id(name: str | None) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}", name) is not None
 
 
-def _display_model(name: str | None) -> str | None:
-    """How the card names the base model: the Hub id, or only the folder name of a local path (no local paths)."""
+def embedded_model_name(name: str | None) -> str | None:
+    """The embedded model's name ("tiny-llada", ...) when `name` is that name or its folder, else None."""
     if not name:
         return None
-    return name if is_hub_repo_id(name) else Path(name).name or name
+    from .load import EMBEDDED_MODELS
+
+    if name in EMBEDDED_MODELS and not Path(name).exists():
+        return name
+    from .. import assets
+
+    for embedded, getter in EMBEDDED_MODELS.items():
+        try:
+            folder = getattr(assets, getter)()
+        except FileNotFoundError:
+            continue
+        if Path(name).exists() and Path(name).resolve() == Path(folder).resolve():
+            return embedded
+    return None
+
+
+def portable_model_name(name: str | None) -> str | None:
+    """How cards, histories and reproduce commands name a model: a Hub id as is, an embedded model by its name
+    (which every installation resolves), any other local folder by its folder name only (no machine paths)."""
+    if not name:
+        return None
+    name = str(name)
+    if is_hub_repo_id(name):
+        return name
+    return embedded_model_name(name) or Path(name).name or name
+
+
+_display_model = portable_model_name
+
+
+def _metadata_base_model(name: str | None) -> str | None:
+    """`base_model` metadata: the Hub id when the model came from the Hub, else the embedded model's name."""
+    if is_hub_repo_id(name):
+        return name
+    return embedded_model_name(name)
+
+
+def method_hyperparameters(pruning_config: Mapping) -> dict:
+    """The entries of a pruning config that the config's method uses (the registry knows its family, whether it
+    calibrates, noises, weights sinks or reconstructs); `versions` is left out (the card shows it separately)."""
+    method = pruning_config.get("method")
+    if not is_method(method):
+        return {k: v for k, v in pruning_config.items() if k != "versions"}
+    spec = get_method(method)
+    drop = set(UNSTRUCTURED_KEYS if spec.family == "structured" else STRUCTURED_KEYS)
+    if not spec.reconstruct:
+        drop.update(RECONSTRUCT_KEYS)
+    if not spec.sink:
+        drop.update(SINK_KEYS)
+    if not spec.noised:
+        drop.update(NOISE_KEYS)
+    if not spec.needs_data:
+        drop.update(DATA_KEYS + ("seed",) if method != "random_heads" else DATA_KEYS)
+    return {k: v for k, v in pruning_config.items() if k != "versions" and k not in drop}
+
+
+def _round(x: float) -> float:
+    """4 significant digits (model-index values)."""
+    return float(f"{x:.4g}")
+
+
+def _hub_dataset_ids(history: list[Mapping]) -> list[str]:
+    """Hub dataset ids among the calibration data of the pruning steps (names with a namespace, no spaces)."""
+    ids = []
+    for step in history:
+        data = step.get("calibration_data")
+        if isinstance(data, str) and is_hub_repo_id(data):
+            ids.append(data)
+    return list(dict.fromkeys(ids))
 
 
 def _first(mapping: Mapping | None, *keys):
@@ -197,8 +220,6 @@ def _flatten(config: Mapping, prefix: str = "") -> list[tuple[str, str]]:
     rows = []
     for key, value in config.items():
         name = f"{prefix}{key}"
-        if key == "versions":
-            continue
         if value is None or value == [] or value == {}:  # unset options (e.g. structured knobs of a weight method)
             continue
         if isinstance(value, Mapping):
@@ -236,13 +257,15 @@ def build_model_card(
     reproduce_command: str | None = None,
     license: str | None = None,
     model_name: str | None = None,
+    history: list[Mapping] | None = None,
 ) -> ModelCard:
     r"""Build the model card of a pruned checkpoint.
 
     Rendered with `ModelCard.from_template` from `optimum_sinkprune/hub/model_cards/pruned_model_card.jinja`.
-    Metadata: `base_model` (only a Hub id; a local path is not valid metadata), `library_name`, `tags`
-    (sink-aware-pruning, pruned, diffusion-language-model, optimum-sinkprune and the method), `pipeline_tag`,
-    `license` when known and `model-index` with the measured results. No `base_model_relation`: the Hub has none for
+    Metadata: `base_model` (the Hub id, or the embedded model's name; never a local path), `datasets` (Hub ids of
+    the calibration data), `library_name`, `tags` (sink-aware-pruning, pruned, diffusion-language-model,
+    optimum-sinkprune, the method, `sparse` and the N:M pattern for weight pruning, `structured-pruning`),
+    `pipeline_tag`, `license` when known and `model-index` with the measured results (4 significant digits). No `base_model_relation`: the Hub has none for
     pruning. Anything resembling a token is redacted from the card.
 
     Args:
@@ -258,6 +281,9 @@ def build_model_card(
         reproduce_command (`str`, *optional*): the command that produced the checkpoint.
         license (`str`, *optional*): the license (the base model's, usually).
         model_name (`str`, *optional*): the card title; defaults to a name built from the base model and method.
+        history (`list[dict]`, *optional*): `config.json`'s `sink_pruning_history` (one entry per pruning step:
+            method, config, base model, calibration data, package version); the card lists the steps, and names
+            the calibration datasets that are Hub ids in its `datasets` metadata.
 
     Returns:
         `huggingface_hub.ModelCard`
@@ -274,7 +300,8 @@ def build_model_card(
 
     base_display = _display_model(base_model)
     budget = []
-    if method in STRUCTURED_METHODS or pruning_config.get("target_param_reduction") is not None:
+    structured = is_method(method, "structured")
+    if structured or pruning_config.get("target_param_reduction") is not None:
         reduction = pruning_config.get("target_param_reduction")
         if reduction is not None:
             budget.append(f"{float(reduction):.0%} of block parameters removed")
@@ -290,10 +317,12 @@ def build_model_card(
     if model_name is None and budget:
         title += f" ({', '.join(budget)})"
 
-    method_name, method_summary, equation = METHODS.get(
-        method, (method, "see `sink_pruning_config` in config.json for its definition", None)
-    )
-    tags = list(dict.fromkeys([*BASE_TAGS, method.replace("_", "-")]))
+    text = method_card_text(method)
+    history = [dict(step) for step in (history or []) if isinstance(step, Mapping)]
+    family_tags = ["structured-pruning"] if structured else ["sparse"]
+    if not structured and pruning_config.get("pattern") not in (None, "unstructured"):
+        family_tags.append(str(pruning_config["pattern"]))
+    tags = list(dict.fromkeys([*BASE_TAGS, *family_tags, method.replace("_", "-")]))
 
     size_rows = []
     for label, before_keys, after_keys, fmt in (
@@ -308,26 +337,31 @@ def build_model_card(
     eval_rows, card_eval_results = [], []
     for metric, entry in results.items():
         label = STANDARD_MEASUREMENTS.get(metric) or METRIC_LABELS.get(metric, metric)
-        unit = f" ({entry['unit']})" if entry.get("unit") else ""
+        unit = entry.get("unit") or METRIC_UNITS.get(metric)
+        if unit in _NOT_UNITS or (unit and f"({unit})" in label):
+            unit = None
+        shown = f"{label} ({unit})" if unit else label
         pruned, base = entry.get("pruned"), entry.get("base")
         eval_rows.append(
-            (label + unit, entry.get("dataset") or "", _fmt_num(base), _fmt_num(pruned), _ratio(pruned, base))
+            (shown, entry.get("dataset") or "", _fmt_num(base), _fmt_num(pruned), _ratio(pruned, base))
         )
         if pruned is not None:
             card_eval_results.append(
                 EvalResult(
                     task_type=entry.get("task_type", PIPELINE_TAG),
-                    dataset_type=entry.get("dataset_type") or entry.get("dataset") or "custom",
-                    dataset_name=entry.get("dataset") or entry.get("dataset_type") or "custom",
+                    dataset_type=entry.get("dataset_type") or HELDOUT_DATASET_TYPE,
+                    dataset_name=entry.get("dataset") or entry.get("dataset_type") or HELDOUT_DATASET_TYPE,
                     metric_type=metric,
-                    metric_value=pruned,
-                    metric_name=label,
+                    metric_value=_round(pruned),
+                    metric_name=shown,
                 )
             )
-    not_measured = [label for key, label in STANDARD_MEASUREMENTS.items() if results.get(key, {}).get("pruned") is None]
+    not_measured = [f"{label} ({METRIC_UNITS[key]})" if key in METRIC_UNITS else label
+                    for key, label in STANDARD_MEASUREMENTS.items() if results.get(key, {}).get("pruned") is None]
 
     card_data = ModelCardData(
-        base_model=base_model if is_hub_repo_id(base_model) else None,
+        base_model=_metadata_base_model(base_model),
+        datasets=_hub_dataset_ids(history) or None,
         library_name=LIBRARY_NAME,
         pipeline_tag=PIPELINE_TAG,
         license=license,
@@ -335,17 +369,22 @@ def build_model_card(
         model_name=title if card_eval_results else None,
         eval_results=card_eval_results or None,
     )
+    used = method_hyperparameters(pruning_config)
     calibration = {
-        key: pruning_config[key]
+        key: used[key]
         for key in ("calibration", "calibration_dataset", "dataset", "num_samples", "seq_len", "batch_size", "seed",
-                    "diffusion_steps", "sample_interval", "noise_eps")
-        if pruning_config.get(key) is not None
+                    "diffusion_steps", "sample_interval", "noise_eps", "noise_schedule", "protected_positions")
+        if used.get(key) is not None
     }
+    if history and history[-1].get("calibration_data"):
+        calibration = {"data": history[-1]["calibration_data"], **calibration}
     # what the run actually used (e.g. fewer samples than asked, forward passes), from the pruning report
     if isinstance(report.get("calibration"), Mapping):
         calibration.update({f"used {k}": v for k, v in report["calibration"].items() if v is not None})
     if reproduce_command is None:
-        reproduce_command = default_reproduce_command(pruning_config, base_model)
+        last = history[-1] if history else {}
+        reproduce_command = prune_command(pruning_config, base_model or "BASE_MODEL",
+                                          data=last.get("calibration_data"))
     load_id = "REPO_ID"
     card = ModelCard.from_template(
         card_data,
@@ -353,14 +392,18 @@ def build_model_card(
         title=title,
         base_display=base_display,
         method=method,
-        method_name=method_name,
-        method_summary=method_summary,
-        equation=equation,
-        equation_symbols=SINK_SYMBOLS if method in ("sink_wanda", "sink_sparsegpt") else (
-            STRUCTURED_SYMBOLS if method == "sink_heads" else None),
+        method_name=text.name,
+        method_summary=text.summary,
+        equation=text.equation,
+        equation_symbols=text.symbols,
         budget=", ".join(budget) if budget else None,
-        structured_mode=(pruning_config.get("structured_mode") or "remove") if method in STRUCTURED_METHODS else None,
-        hyperparameters=_flatten(pruning_config),
+        structured_mode=(pruning_config.get("structured_mode") or "remove") if structured else None,
+        hyperparameters=_flatten(method_hyperparameters(pruning_config)),
+        history=[
+            {"method": step.get("method"), "base_model": portable_model_name(step.get("base_model")) or "?",
+             "calibration_data": step.get("calibration_data"), "version": step.get("optimum_sinkprune")}
+            for step in history
+        ],
         calibration=calibration,
         versions=dict(pruning_config.get("versions") or {}),
         total_sparsity=_fmt_optional(_first(report, "total_sparsity", "sparsity")),
@@ -371,22 +414,66 @@ def build_model_card(
         sink_plot=sink_plot,
         reproduce_command=reproduce_command,
         load_id=load_id,
+        storage=dict(report.get("storage") or {"format": "dense"}),
         paper_url=PAPER_URL,
         citation=CITATION,
     )
     return ModelCard(redact_secrets(str(card)))
 
 
-def default_reproduce_command(pruning_config: Mapping, base_model: str | None) -> str:
-    """A `sinkprune prune` command line rebuilt from the pruning config (used when the caller gives none)."""
-    base = _display_model(base_model) or "BASE_MODEL"
-    parts = ["sinkprune", "prune", base, "--method", str(pruning_config["method"])]
+def default_reproduce_command(pruning_config: Mapping, base_model: str | None, data: str | None = None) -> str:
+    """The `sinkprune prune` command rebuilt from a pruning config (what cards saved without one show)."""
+    return prune_command(pruning_config, base_model or "BASE_MODEL", data=data)
+
+
+def _data_argument(data: str | None) -> tuple[str | None, str | None]:
+    """(`--data` value, note) for the calibration data of a run: the CLI's default (the shipped split) needs no
+    `--data`; a Hub dataset or a file is named; anything else (texts or token ids given in Python) gets a note."""
+    from ..calibration.data import SHIPPED_CALIBRATION
+    from ..calibration.datasets import DATASET_ALIASES
+
+    if data is None or data == SHIPPED_CALIBRATION:
+        return None, None
+    for alias, source in DATASET_ALIASES.items():
+        if data == source.path:
+            return alias, None
+    if data.startswith(("data-free", "token ids")) or data.endswith(" texts") or data.startswith(SHIPPED_CALIBRATION):
+        return "CALIBRATION.jsonl", f"calibration data: {data} (save them as .jsonl, one {{\"text\": ...}} per line)"
+    return data, None
+
+
+def prune_command(pruning_config: Mapping, model: str, *, data: str | None = None,
+                  output: str | None = None, preset: str | None = None) -> str:
+    """The one builder of the `sinkprune prune` command that reproduces a run: the CLI, the Python API and the demo
+    all stamp it into their cards. It is portable: the model is named as `portable_model_name` does (a Hub id, an
+    embedded model's name, a folder name), data by a dataset alias or a file name, never a path of this machine.
+
+    Args:
+        pruning_config: the run's config (`SinkAwarePruningConfig.to_dict()`).
+        model: the model the run started from (Hub id, embedded name or a local folder).
+        data: the calibration data as `describe_calibration_data` names it, or the `--data` file the run read
+            (None: the CLI's default, the shipped calibration split).
+        output: the `--output` folder (default: `<model>-<method>`); only its name is kept.
+        preset: the `--preset` the run used.
+
+    Returns:
+        `str`: the command, each argument shell-quoted (preceded by a `#` note line when the data was given in
+        Python and has to be written to a file first).
+    """
+    model = portable_model_name(model) or "BASE_MODEL"
+    method = str(pruning_config["method"])
+    parts = ["sinkprune", "prune", model, "--method", method]
+    if preset is not None:
+        parts += ["--preset", preset]
+    used = method_hyperparameters(pruning_config)
     keys = ("sparsity", "pattern", "target_param_reduction", "num_samples", "seq_len", "seed", "batch_size",
-            "diffusion_steps", "sample_interval")
-    structured = pruning_config["method"] in STRUCTURED_METHODS
+            "diffusion_steps", "sample_interval", "noise_schedule", "protected_positions")
     for key in keys:
-        if structured and key in ("sparsity", "pattern"):
-            continue
-        if pruning_config.get(key) is not None:
-            parts += [f"--{key.replace('_', '-')}", str(pruning_config[key])]
-    return " ".join(parts + ["--output", "OUTPUT_DIR"])
+        if used.get(key) is not None:
+            parts += [f"--{key.replace('_', '-')}", str(used[key])]
+    value, note = _data_argument(None if data is None else str(data))
+    if value is not None:
+        parts += ["--data", Path(value).name if Path(value).exists() else value]
+    name = Path(output).name if output else f"{Path(model).name}-{method.replace('_', '-')}"
+    command = " ".join(shlex.quote(p) for p in parts + ["--output", name])
+    return f"# {note}\n{command}" if note else command

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
 import tempfile
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub.utils import filter_repo_objects, get_session
 from huggingface_hub.utils import validate_repo_id as _hf_validate_repo_id
 
 from .model_card import redact_secrets
@@ -33,6 +37,11 @@ STALE_PATTERNS = ("*.safetensors", "model.safetensors.index.json", "plots/*", "p
 REPO_ID_PLACEHOLDER = "<repo-or-folder>"
 DEFAULT_COMMIT_MESSAGE = "Upload pruned model with optimum-sinkprune"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+# seconds to wait for a connection, and for each answer (or each write of an upload), before counting a request as
+# failed (then retried with the back-off): huggingface_hub's shared client is built without any timeout
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 120.0
+TIMEOUT_ENV = "SINKPRUNE_HUB_TIMEOUT"
 
 
 class MissingTokenError(ValueError):
@@ -117,6 +126,67 @@ def validate_checkpoint_folder(folder: str | os.PathLike) -> Path:
     return path
 
 
+def resolve_timeout(timeout: float | tuple[float, float] | None = None) -> tuple[float, float]:
+    """The (connect, read) timeouts of a push, in seconds: the argument (one number for both, or a pair), else the
+    `SINKPRUNE_HUB_TIMEOUT` environment variable (`"30"` or `"10,120"`), else
+    (`DEFAULT_CONNECT_TIMEOUT_S`, `DEFAULT_READ_TIMEOUT_S`). The read timeout also bounds each write of an upload.
+
+    Raises:
+        `ValueError`: naming the argument or the variable, the value and what is allowed.
+    """
+    allowed = "a number of seconds > 0, or a pair (connect, read) of them"
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
+        try:
+            values = [float(v) for v in raw.split(",")]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a timeout: use {allowed}, e.g. '30' or '10,120'")
+        return (values[0], values[-1])
+
+    def seconds(value) -> float | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        return float(value) if ok else None
+
+    pair = tuple(timeout) if isinstance(timeout, (tuple, list)) else (timeout, timeout)
+    values = [seconds(v) for v in pair]
+    if len(values) != 2 or None in values:
+        raise ValueError(f"timeout={timeout!r} is not a timeout: use {allowed}, e.g. 30 or (10, 120)")
+    return values[0], values[1]
+
+
+@contextmanager
+def _client_timeouts(connect: float, read: float) -> Iterator[None]:
+    """huggingface_hub sends every request through one shared client, which it builds without timeouts (a server
+    that accepts the connection and never answers would hold a push for ever): give that client ours for the push,
+    and put its own back afterwards."""
+    import httpx2
+
+    client = get_session()
+    previous = client.timeout
+    client.timeout = httpx2.Timeout(read, connect=connect, pool=connect)
+    try:
+        yield
+    finally:
+        client.timeout = previous
+
+
+def _redact(text: str, tokens: set[str]) -> str:
+    """`text` with every occurrence of the given token values replaced by `***` (nothing else changed)."""
+    for token in tokens:
+        text = text.replace(token, "***")
+    return text
+
+
+def _scrub(server_text: str, tokens: set[str]) -> str:
+    """Text that came from the server or the client library (quoted in our messages): the token values and anything
+    else token-like removed. Never applied to our own sentences, which mention `--token` and `token=` legitimately."""
+    return redact_secrets(_redact(server_text, tokens))
+
+
 def resolve_endpoint(endpoint: str | None) -> str:
     """The Hub endpoint: the argument, else `HF_ENDPOINT` read now (so setting it after import works), else
     huggingface_hub's default (which honours `HUGGINGFACE_CO_STAGING`)."""
@@ -157,6 +227,18 @@ def _status_of(err: BaseException) -> int | None:
     return None
 
 
+def _timed_out(err: BaseException) -> bool:
+    import httpx2
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (httpx2.TimeoutException, TimeoutError)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def _is_transient(err: BaseException) -> bool:
     """Worth retrying: 408/429/5xx answers, and network failures (connection refused/reset, timeouts)."""
     import httpx2
@@ -189,19 +271,25 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _reason(err: BaseException, status: int | None, repo_id: str, endpoint: str, attempts: int) -> str:
+def _reason(err: BaseException, status: int | None, repo_id: str, endpoint: str, attempts: int, *,
+            tokens: set[str], timeout: tuple[float, float]) -> str:
+    """Why the push failed, in our words; only the parts quoted from the server or the client are scrubbed."""
     if status == 401:
-        return ("the Hub rejected the token (401 Unauthorized); check the token given with --token / token=, "
-                "HF_TOKEN, or `hf auth login`")
+        return ("the Hub rejected the token (401 Unauthorized); check the token you gave (the token argument, or the "
+                "--token option of the CLI), the HF_TOKEN environment variable, or the login saved by `hf auth login`")
     if status == 403:
         return (f"the token is not allowed to write to {repo_id} (403 Forbidden); use a token with write access to "
                 f"the '{repo_id.split('/')[0]}' namespace")
     if status == 404:
         return f"the Hub answered 404 Not Found for {repo_id} (wrong namespace, revision, or endpoint {endpoint}?)"
+    if status is None and _timed_out(err):
+        return (f"the Hub at {endpoint} did not answer in time (connect timeout {timeout[0]:g} s, read timeout "
+                f"{timeout[1]:g} s) after {attempts} attempt(s); if the connection is only slow, raise the timeouts "
+                f"with timeout= or {TIMEOUT_ENV}")
     if _is_transient(err):
-        what = f"HTTP {status}" if status is not None else f"{type(err).__name__}: {err}"
+        what = f"HTTP {status}" if status is not None else f"{type(err).__name__}: {_scrub(str(err), tokens)}"
         return f"the Hub at {endpoint} kept failing ({what}) after {attempts} attempt(s)"
-    return f"{type(err).__name__}: {err}"
+    return f"{type(err).__name__}: {_scrub(str(err), tokens)}"
 
 
 def _commit_operations(folder: Path, repo_id: str) -> list[CommitOperationAdd]:
@@ -256,6 +344,7 @@ def push_to_hub(
     commit_message: str | None = None,
     endpoint: str | None = None,
     max_retries: int = 3,
+    timeout: float | tuple[float, float] | None = None,
 ) -> str:
     r"""Upload a saved pruned checkpoint to the Hub in one commit.
 
@@ -264,7 +353,9 @@ def push_to_hub(
     if needed, and commits every file of the folder with `HfApi.create_commit` (LFS/Xet uploads included) in a single
     commit. Weight shards or plots left in the repo by an earlier push that this folder no longer has are deleted in
     that same commit. Transient failures (408, 429, 5xx, network errors) are retried with exponential back-off; 401,
-    403 and other client errors are not. The local folder is never modified.
+    403 and other client errors are not. Every request has a connect and a read timeout, so a server that accepts the
+    connection and never answers counts as a transient failure too. The local folder is never modified. The token
+    never reaches a log line, an error message or the commit: a commit message quoting it is stored with `***`.
 
     Args:
         folder (`str` or `os.PathLike`): the checkpoint folder (from `save_pruned_model`).
@@ -277,33 +368,45 @@ def push_to_hub(
         commit_message (`str`, *optional*): defaults to `DEFAULT_COMMIT_MESSAGE`.
         endpoint (`str`, *optional*): the Hub URL; defaults to `HF_ENDPOINT`, then https://huggingface.co.
         max_retries (`int`, defaults to 3): retries after a transient failure.
+        timeout (`float` or `(float, float)`, *optional*): seconds to wait for a connection and for each answer (one
+            number for both, or `(connect, read)`); defaults to `SINKPRUNE_HUB_TIMEOUT` (`"30"` or `"10,120"`), then
+            (`DEFAULT_CONNECT_TIMEOUT_S`, `DEFAULT_READ_TIMEOUT_S`) = (10, 120).
 
     Returns:
         `str`: the URL of the commit.
 
     Raises:
-        `ValueError`: invalid `repo_id` / `max_retries`, or `folder` is not a pruned checkpoint.
+        `ValueError`: invalid `repo_id` / `max_retries` / `timeout` / `commit_message`, or `folder` is not a pruned
+            checkpoint.
         `FileNotFoundError`: `folder` does not exist.
         [`MissingTokenError`]: no token given or found.
         [`HubPushError`]: the Hub refused or kept failing; the message names the retry command.
     """
     validate_repo_id(repo_id)
     path = validate_checkpoint_folder(folder)
-    if not isinstance(max_retries, int) or max_retries < 0:
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    timeouts = resolve_timeout(timeout)
+    if commit_message is not None and not isinstance(commit_message, str):
+        raise ValueError(f"commit_message must be a string, got {type(commit_message).__name__}")
+    token = _require_token(token)
+    tokens = {t for t in (token, get_token()) if t}
+    if commit_message and _redact(commit_message, tokens) != commit_message:
+        logger.warning("the commit message contains the Hugging Face token; it is committed with *** in its place")
+        commit_message = _redact(commit_message, tokens)
     retry = retry_command(path, repo_id, private=private, revision=revision, create_pr=create_pr,
                           commit_message=commit_message, endpoint=endpoint)
     commit_message = commit_message or DEFAULT_COMMIT_MESSAGE
-    token = _require_token(token)
     endpoint = resolve_endpoint(endpoint)
-    from .. import __version__
+    from ..version import __version__
 
     api = HfApi(endpoint=endpoint, token=token, library_name="optimum-sinkprune", library_version=__version__)
     delay = BASE_RETRY_DELAY_S
     for attempt in range(max_retries + 1):
         try:
-            url = _push_once(api, path, repo_id, private=private, revision=revision, create_pr=create_pr,
-                             commit_message=commit_message)
+            with _client_timeouts(*timeouts):
+                url = _push_once(api, path, repo_id, private=private, revision=revision, create_pr=create_pr,
+                                 commit_message=commit_message)
             logger.info("pushed %s to %s: %s", path, repo_id, url)
             return url
         except Exception as err:  # classified below; KeyboardInterrupt propagates (the folder is intact anyway)
@@ -314,12 +417,14 @@ def push_to_hub(
                 _sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
                 continue
-            # the reason quotes the server's answer: scrub anything token-like from it (not from the paths)
-            reason = redact_secrets(_reason(err, status, repo_id, endpoint, attempt + 1).replace(token, "***"))
-            message = (
-                f"Pushing {path} to {repo_id} failed: {reason}. The local checkpoint is intact. To retry, run: {retry}"
+            reason = _reason(err, status, repo_id, endpoint, attempt + 1, tokens=tokens, timeout=timeouts)
+            message = _redact(  # the token's value only (e.g. inside an endpoint URL); our wording stays as written
+                f"Pushing {path} to {repo_id} failed: {reason}. The local checkpoint is intact. To retry, run: {retry}",
+                tokens,
             )
-            raise HubPushError(message, status_code=status, retry_command=retry) from err
+            # the underlying error stays attached for debugging, unless its text quotes the token (a server echo)
+            leaks = any(t in "".join(traceback.format_exception(err)) for t in tokens)
+            raise HubPushError(message, status_code=status, retry_command=retry) from (None if leaks else err)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -335,20 +440,22 @@ def push_pruned_model(
     commit_message: str | None = None,
     endpoint: str | None = None,
     max_retries: int = 3,
+    timeout: float | tuple[float, float] | None = None,
     **save_kwargs,
 ) -> str:
     r"""Save a pruned model with [`save_pruned_model`] and push the folder with [`push_to_hub`] (what
     `SinkAwarePruner.push_to_hub` does).
 
-    The repo id and the token are checked before anything is saved. Without `save_directory` the checkpoint goes to
-    a temporary folder that is deleted after a successful push and kept after a failed one, so that the retry command
-    in the [`HubPushError`] works.
+    The repo id, the timeout and the token are checked before anything is saved. Without `save_directory` the
+    checkpoint goes to a temporary folder that is deleted after a successful push and kept after a failed one, so
+    that the retry command in the [`HubPushError`] works.
 
     Args:
         model (`nn.Module`): the pruned model.
         repo_id (`str`): `namespace/name` on the Hub.
         save_directory (`str` or `os.PathLike`, *optional*): where to save first (kept).
-        private, token, revision, create_pr, commit_message, endpoint, max_retries: as in [`push_to_hub`].
+        private, token, revision, create_pr, commit_message, endpoint, max_retries, timeout: as in
+            [`push_to_hub`].
         save_kwargs: keyword arguments of [`save_pruned_model`] (`pruning_config` is required).
 
     Returns:
@@ -357,6 +464,7 @@ def push_pruned_model(
     from .save import save_pruned_model
 
     validate_repo_id(repo_id)
+    resolve_timeout(timeout)
     _require_token(token)
     scratch = None
     if save_directory is None:
@@ -369,7 +477,7 @@ def push_pruned_model(
             shutil.rmtree(scratch, ignore_errors=True)
         raise
     url = push_to_hub(folder, repo_id, private=private, token=token, revision=revision, create_pr=create_pr,
-                      commit_message=commit_message, endpoint=endpoint, max_retries=max_retries)
+                      commit_message=commit_message, endpoint=endpoint, max_retries=max_retries, timeout=timeout)
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     return url

@@ -1,20 +1,20 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
-"""Weight-pruning methods as pure pieces: scorers, maskers, SparseGPT, and `apply_mask` (the one writer)."""
+"""Weight-pruning methods as pure pieces: scorers, maskers, SparseGPT, and `apply_mask` (the one writer).
 
+What each method is (its `MethodSpec`) lives in `optimum_sinkprune.registry`; the built-in specs are in `catalog/`.
+"""
+
+from .layer import layer_mask
 from .masks import apply_mask, nm_mask, read_weight, select_mask, unstructured_matrix_mask, unstructured_row_mask
-from .registry import METHOD_SPECS, MethodSpec, layer_mask, method_spec
 from .scoring import check_finite, magnitude_scores, wanda_input_norm, wanda_scores, weighted_token_norms
 from .sparsegpt import dampened_inverse_cholesky, sparsegpt_prune
 
 __all__ = [
-    "METHOD_SPECS",
-    "MethodSpec",
     "apply_mask",
     "check_finite",
     "dampened_inverse_cholesky",
     "layer_mask",
     "magnitude_scores",
-    "method_spec",
     "nm_mask",
     "read_weight",
     "select_mask",

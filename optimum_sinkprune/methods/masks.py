@@ -10,13 +10,62 @@ import torch
 from torch import nn
 
 
+# Rows shorter than this are sorted (cheap at that size; also the N:M groups); longer ones use a selection.
+_SELECT_MIN_LENGTH = 64
+# Elements of one chunk of rows handled at once by the selection, bounding its temporaries (~13 bytes per element).
+_SELECT_CHUNK_ELEMENTS = 1 << 20
+
+
+def _lowest_k_sorted(rows: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask of the k lowest entries of each row of `rows` [r, n] by a stable sort (NaN sorts last)."""
+    order = torch.sort(rows, dim=1, stable=True).indices
+    return torch.zeros(rows.shape, dtype=torch.bool, device=rows.device).scatter_(1, order[:, :k], True)
+
+
+def _lowest_k_selected(rows: torch.Tensor, k: int) -> torch.Tensor:
+    """The same mask as `_lowest_k_sorted` without sorting: t = the k-th smallest value of each row (the largest of
+    a partial `topk`), then every entry <= t; in the rare rows where more than k entries are <= t (ties at t), every
+    entry < t and the earliest entries == t until the row has k (the stable sort's tie order)."""
+    kth = rows.topk(k, dim=1, largest=False, sorted=False).values.amax(dim=1, keepdim=True)
+    if torch.isnan(kth).any():  # fewer than k numbers in a row: the sort's NaN order decides
+        return _lowest_k_sorted(rows, k)
+    mask = rows <= kth
+    if rows.shape[0] == 1:
+        counts = torch.count_nonzero(mask).reshape(1)
+    else:  # a float32 matrix-vector count is exact here (rows of a multi-row chunk are < 2**24 long) and avoids
+        # the int64 copy a bool sum makes
+        counts = mask.to(torch.float32) @ torch.ones(rows.shape[1], dtype=torch.float32, device=rows.device)
+    excess = (counts > k).nonzero().squeeze(1)
+    if excess.numel():
+        sub, t = rows[excess], kth[excess]
+        below = sub < t
+        equal = sub == t
+        need = k - below.sum(dim=1, keepdim=True)
+        equal &= equal.cumsum(dim=1) <= need
+        mask[excess] = below | equal
+    return mask
+
+
 def _lowest_k(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """Bool mask marking the k lowest entries of `scores` along `dim` (stable: earlier index wins a tie)."""
-    mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-    if k <= 0:
-        return mask
-    order = torch.sort(scores, dim=dim, stable=True).indices
-    return mask.scatter_(dim, order.narrow(dim, 0, k), True)
+    """Bool mask marking the k lowest entries of `scores` along `dim` (stable: earlier index wins a tie).
+
+    Equal to a stable sort's first k indices, but found with a per-row selection (`kthvalue`) in chunks of rows, so
+    long rows cost O(n) each and the temporaries stay bounded by `_SELECT_CHUNK_ELEMENTS`."""
+    length = scores.shape[dim] if scores.dim() else 1
+    if k <= 0 or length == 0:
+        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    moved = scores.movedim(dim, -1)
+    rows = moved.reshape(-1, length)
+    out = torch.empty(rows.shape, dtype=torch.bool, device=scores.device)
+    if k >= length:
+        out.fill_(True)
+    else:
+        select = length >= _SELECT_MIN_LENGTH and rows.is_floating_point()
+        step = max(1, _SELECT_CHUNK_ELEMENTS // length)
+        for start in range(0, rows.shape[0], step):
+            chunk = rows[start:start + step]
+            out[start:start + step] = _lowest_k_selected(chunk, k) if select else _lowest_k_sorted(chunk, k)
+    return out.reshape(moved.shape).movedim(-1, dim).contiguous()
 
 
 def unstructured_row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -81,7 +130,7 @@ def apply_mask(layer: nn.Linear, mask: torch.Tensor, new_weight: torch.Tensor | 
     if new_weight is not None:
         target.copy_(new_weight.to(device=target.device, dtype=target.dtype))
     target.masked_fill_(mask.to(target.device), 0)
-    return int(mask.sum())
+    return int(torch.count_nonzero(mask))  # no int64 copy of the mask, as mask.sum() would make
 
 
 def _offloaded_weight(layer: nn.Module) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .masks import _lowest_k
+from .rtn import QuantGrid, fake_quantize, group_scale
 
 
 def dampened_inverse_cholesky(hessian: torch.Tensor, dampening: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +38,7 @@ def sparsegpt_prune(
     block_size: int = 128,
     dampening: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prune and reconstruct one linear layer.
+    """Prune and reconstruct one linear layer (`obs_sweep` without quantization).
 
     Columns are processed in blocks of `block_size`. Unstructured: per block, the `floor(numel · sparsity)` weights
     with the lowest w² / [H⁻¹]²_jj (over all rows of the block) are pruned. N:M: in each group of M columns, per row,
@@ -50,11 +51,47 @@ def sparsegpt_prune(
     Returns:
         `(new_weight, mask)`: float32 reconstructed weight with zeros at the mask, and bool [out, in] (True = pruned).
     """
+    new_weight, mask, _ = obs_sweep(weight, hessian, sparsity=sparsity, nm=nm, block_size=block_size,
+                                    dampening=dampening)
+    return new_weight, mask
+
+
+def obs_sweep(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    *,
+    sparsity: float = 0.0,
+    nm: tuple[int, int] | None = None,
+    block_size: int = 128,
+    dampening: float = 0.01,
+    quant: QuantGrid | None = None,
+    fixed_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The column sweep shared by SparseGPT, GPTQ and SparseGPT's joint sparsify + quantize pass.
+
+    Each column's target value q is the column with its pruned weights zeroed (mask chosen as in `sparsegpt_prune`,
+    or `fixed_mask` when given) and, with `quant`, the kept weights rounded to the grid — the scale of a group of
+    columns is taken from the current (error-updated, masked) weights when the sweep reaches the group's first
+    column. The error (w − q)/[H⁻¹]_jj is propagated to the later columns in every case.
+
+    Args:
+        weight: [out, in]; hessian: [in, in]; sparsity / nm: as `sparsegpt_prune` (ignored with `fixed_mask`).
+        quant: the integer grid, or None (no quantization).
+        fixed_mask: bool [out, in], True = pruned: keep this mask instead of choosing one (quantizing a model
+            already pruned).
+
+    Returns:
+        `(new_weight, mask, scales)`: float32 weight, bool mask, and float32 scales [out, groups] (None without
+        `quant`).
+    """
     w = weight.detach().to(torch.float32).clone()
     rows, cols = w.shape
     hinv, dead = dampened_inverse_cholesky(hessian.to(w.device), dampening)
     w[:, dead] = 0
     mask = torch.zeros_like(w, dtype=torch.bool)
+    g = quant.columns_per_group(cols) if quant is not None else cols
+    scales = torch.ones(rows, cols // g, dtype=torch.float32, device=w.device) if quant is not None else None
+    scale = None
     for i1 in range(0, cols, block_size):
         i2 = min(i1 + block_size, cols)
         w1 = w[:, i1:i2].clone()
@@ -62,7 +99,9 @@ def sparsegpt_prune(
         err1 = torch.zeros_like(w1)
         hinv1 = hinv[i1:i2, i1:i2]
         diag1 = torch.diag(hinv1)
-        if nm is None:
+        if fixed_mask is not None:
+            mask1 = fixed_mask[:, i1:i2].to(w.device, torch.bool).clone()
+        elif nm is None:
             metric = w1.square() / diag1[None, :].square()
             mask1 = _lowest_k(metric.reshape(-1), int(metric.numel() * sparsity), dim=0).reshape(metric.shape)
         else:
@@ -70,12 +109,21 @@ def sparsegpt_prune(
         for i in range(i2 - i1):
             col = w1[:, i]
             d = hinv1[i, i]
-            if nm is not None and i % nm[1] == 0:
+            if fixed_mask is None and nm is not None and i % nm[1] == 0:
                 n, m = nm
                 group = w1[:, i:i + m].square() / diag1[i:i + m][None, :].square()
                 mask1[:, i:i + m] = _lowest_k(group, group.shape[1] - n if group.shape[1] == m else 0, dim=1)
             q = col.clone()
             q[mask1[:, i]] = 0
+            if quant is not None:
+                j = i1 + i
+                if j % g == 0:  # a new group: its scale from the current kept weights (this block, then later ones)
+                    current = w1[:, i:i + g].masked_fill(mask1[:, i:i + g], 0)
+                    if current.shape[1] < g:
+                        current = torch.cat([current, w[:, i2:j + g]], dim=1)
+                    scale = group_scale(current, quant)
+                    scales[:, j // g] = scale
+                q = fake_quantize(q, scale, quant)
             q1[:, i] = q
             err = (col - q) / d
             w1[:, i:] -= err[:, None] * hinv1[i, i:][None, :]
@@ -83,4 +131,4 @@ def sparsegpt_prune(
         w[:, i1:i2] = q1
         mask[:, i1:i2] = mask1
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
-    return w, mask
+    return w, mask, scales

@@ -1,13 +1,16 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Dream configuration, key-compatible with the Hub checkpoints (Dream-org/Dream-v0-*-7B).
 
-Self-contained (imports only transformers) so that it can be copied next to a saved checkpoint as remote code.
+Self-contained (imports only transformers and the standard-library `structural_record.py` beside it) so that both
+can be copied next to a saved checkpoint as remote code.
 """
 
 from transformers import PretrainedConfig
 
+from .structural_record import StructuralRecordConfigMixin, validate_structural_record
 
-class DreamConfig(PretrainedConfig):
+
+class DreamConfig(StructuralRecordConfigMixin, PretrainedConfig):
     r"""Configuration of a Dream masked-diffusion language model (Qwen2 layout, bidirectional attention).
 
     Args:
@@ -19,10 +22,17 @@ class DreamConfig(PretrainedConfig):
         pruned_heads (`dict[int, list[int]]`, *optional*): query heads removed per layer (original indices; whole
             grouped-query groups, see the structured-pruning docs).
         intermediate_sizes (`list[int]`, *optional*): per-layer MLP width after channel pruning.
+
+    Raises:
+        `ValueError`: a malformed structural record (`pruned_heads` with a layer or head index out of range, a
+            repeated head, every head of a layer, a split kv group; `intermediate_sizes` without one width in
+            [1, intermediate_size] per layer); the message names the field, the layer and the allowed range.
     """
 
     model_type = "Dream"
     keys_to_ignore_at_inference = ["past_key_values"]
+    _mlp_widths_field = "intermediate_sizes"
+    _mlp_width_field = "intermediate_size"
 
     def __init__(
         self,
@@ -71,8 +81,12 @@ class DreamConfig(PretrainedConfig):
         self.max_window_layers = max_window_layers
         self.attention_dropout = attention_dropout
         self.mask_token_id = mask_token_id
-        self.pruned_heads = {int(k): sorted(int(i) for i in v) for k, v in (pruned_heads or {}).items()}
-        self.intermediate_sizes = list(intermediate_sizes) if intermediate_sizes is not None else None
+        # checked against the original sizes before any module is built from it (JSON layer keys are strings)
+        self.pruned_heads, self.intermediate_sizes = validate_structural_record(
+            pruned_heads, intermediate_sizes, num_layers=num_hidden_layers, num_heads=num_attention_heads,
+            num_kv_heads=self.num_key_value_heads, original_width=intermediate_size,
+            heads_field=f"{type(self).__name__}.pruned_heads", widths_field=f"{type(self).__name__}.intermediate_sizes",
+        )
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -80,26 +94,3 @@ class DreamConfig(PretrainedConfig):
             tie_word_embeddings=tie_word_embeddings,
             **kwargs,
         )
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
-
-    def layer_mlp_hidden_size(self, layer_idx: int) -> int:
-        """MLP width of one layer, after any channel pruning recorded in `intermediate_sizes`."""
-        if self.intermediate_sizes is not None:
-            return int(self.intermediate_sizes[layer_idx])
-        return self.intermediate_size
-
-    def layer_num_heads(self, layer_idx: int) -> int:
-        return self.num_attention_heads - len(self.pruned_heads.get(layer_idx, ()))
-
-    def layer_num_kv_heads(self, layer_idx: int) -> int:
-        group = self.num_attention_heads // self.num_key_value_heads
-        return self.num_key_value_heads - len(self.pruned_heads.get(layer_idx, ())) // group
-
-    def to_dict(self):
-        out = super().to_dict()
-        out["pruned_heads"] = {str(k): list(v) for k, v in self.pruned_heads.items()}
-        out.pop("head_dim", None)
-        return out

@@ -1,14 +1,16 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """LLaDA configuration, key-compatible with the Hub checkpoints (GSAI-ML/LLaDA-8B-*, LLaDA-1.5, MMaDA backbone).
 
-This file is self-contained (it imports only transformers) so that it can be copied next to a saved
-checkpoint as remote code.
+This file is self-contained (it imports only transformers and the standard-library `structural_record.py` beside
+it) so that both can be copied next to a saved checkpoint as remote code.
 """
 
 from transformers import PretrainedConfig
 
+from .structural_record import StructuralRecordConfigMixin, validate_structural_record
 
-class LLaDAConfig(PretrainedConfig):
+
+class LLaDAConfig(StructuralRecordConfigMixin, PretrainedConfig):
     r"""Configuration of a LLaDA masked-diffusion language model (the `llama` block type).
 
     Keys follow the Hub's `config.json` of `GSAI-ML/LLaDA-8B-Base` so that Hub checkpoints load as they are; unknown
@@ -34,10 +36,17 @@ class LLaDAConfig(PretrainedConfig):
         pruned_heads (`dict[int, list[int]]`, *optional*): heads removed per layer, as indices into the original
             heads (the transformers 4.x convention).
         mlp_hidden_sizes (`list[int]`, *optional*): per-layer MLP width after channel pruning.
+
+    Raises:
+        `ValueError`: a malformed structural record (`pruned_heads` with a layer or head index out of range, a
+            repeated head, every head of a layer, a split kv group; `mlp_hidden_sizes` without one width in
+            [1, original width] per layer); the message names the field, the layer and the allowed range.
     """
 
     model_type = "llada"
     keys_to_ignore_at_inference = ["past_key_values"]
+    _mlp_widths_field = "mlp_hidden_sizes"
+    _mlp_width_field = "effective_mlp_hidden_size"
     # transformers-style names, read by generic tooling (accelerate, our adapters, evaluation)
     attribute_map = {
         "hidden_size": "d_model",
@@ -106,9 +115,13 @@ class LLaDAConfig(PretrainedConfig):
         self.mask_token_id = mask_token_id
         self.init_std = init_std
         self.use_cache = use_cache
-        # JSON turns int keys into strings; normalise once here.
-        self.pruned_heads = {int(k): sorted(int(i) for i in v) for k, v in (pruned_heads or {}).items()}
-        self.mlp_hidden_sizes = list(mlp_hidden_sizes) if mlp_hidden_sizes is not None else None
+        # The structural record is checked against the original sizes before any module is built from it (JSON
+        # turns the int layer keys into strings; they are normalised here).
+        self.pruned_heads, self.mlp_hidden_sizes = validate_structural_record(
+            pruned_heads, mlp_hidden_sizes, num_layers=n_layers, num_heads=n_heads, num_kv_heads=self.n_kv_heads,
+            original_width=self.effective_mlp_hidden_size, heads_field=f"{type(self).__name__}.pruned_heads",
+            widths_field=f"{type(self).__name__}.mlp_hidden_sizes",
+        )
         kwargs.pop("tie_word_embeddings", None)
         super().__init__(
             eos_token_id=eos_token_id,
@@ -119,29 +132,10 @@ class LLaDAConfig(PretrainedConfig):
         )
 
     @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
     def effective_mlp_hidden_size(self) -> int:
         return self.mlp_hidden_size if self.mlp_hidden_size is not None else self.mlp_ratio * self.d_model
 
-    def layer_mlp_hidden_size(self, layer_idx: int) -> int:
-        """MLP width of one layer, after any channel pruning recorded in `mlp_hidden_sizes`."""
-        if self.mlp_hidden_sizes is not None:
-            return int(self.mlp_hidden_sizes[layer_idx])
-        return self.effective_mlp_hidden_size
-
-    def layer_num_heads(self, layer_idx: int) -> int:
-        return self.n_heads - len(self.pruned_heads.get(layer_idx, ()))
-
-    def layer_num_kv_heads(self, layer_idx: int) -> int:
-        group = self.n_heads // self.n_kv_heads
-        return self.n_kv_heads - len(self.pruned_heads.get(layer_idx, ())) // group
-
     def to_dict(self):
         out = super().to_dict()
-        out["pruned_heads"] = {str(k): list(v) for k, v in self.pruned_heads.items()}
-        out.pop("head_dim", None)
-        out.pop("tie_word_embeddings", None)
+        out.pop("tie_word_embeddings", None)  # written as `weight_tying`
         return out

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .modeling_sparse_storage import sparse_checkpoint
 
 
 class DLMRMSNorm(nn.Module):
@@ -117,6 +120,134 @@ def attention_function(implementation: str | None):
     return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
 
 
+class DLMAttentionBase(nn.Module):
+    """Bidirectional multi-head attention over the module's own `q_proj`, `k_proj` and `v_proj` (set by the subclass,
+    which also owns the output projection): the head geometry of one layer, after any head pruning recorded in the
+    config (`layer_num_heads` / `layer_num_kv_heads`), and the attention computation up to the output projection.
+
+    The attributes are those transformers' attention interface reads (`num_key_value_groups`, `scaling`,
+    `is_causal`, `training`), plus `num_heads` / `num_kv_heads`, which structural pruning rewrites in place."""
+
+    def __init__(self, config, layer_idx: int, head_dim: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = head_dim
+        self.num_heads = config.layer_num_heads(layer_idx)
+        self.num_kv_heads = config.layer_num_kv_heads(layer_idx)
+        self.num_key_value_groups = (self.num_heads // self.num_kv_heads) if self.num_kv_heads else 1
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+
+    def attend(
+        self,
+        h: torch.Tensor,
+        cos_sin: tuple[torch.Tensor, torch.Tensor] | None,
+        attention_bias: torch.Tensor | None,
+        attention,
+    ) -> torch.Tensor:
+        """Attention of the (normed) input `h` [batch, seq, hidden], rotary applied when `cos_sin` is given, computed
+        by `attention` (an attention-interface callable; the model file looks it up with its own
+        `attention_function`, so patching that module's dispatch reaches every layer); returns
+        [batch, seq, num_heads * head_dim], the input of the output projection (width 0 when every head is pruned)."""
+        bsz, seq, _ = h.shape
+        q = self.q_proj(h).view(bsz, seq, -1, self.head_dim).transpose(1, 2)
+        k = self.k_proj(h).view(bsz, seq, -1, self.head_dim).transpose(1, 2)
+        v = self.v_proj(h).view(bsz, seq, -1, self.head_dim).transpose(1, 2)
+        if cos_sin is not None:
+            q, k = apply_rotary(q, *cos_sin), apply_rotary(k, *cos_sin)
+        if self.num_heads == 0:
+            return h.new_zeros(bsz, seq, 0)
+        out, _ = attention(self, q, k, v, attention_bias, scaling=self.scaling, dropout=0.0, is_causal=False)
+        return out.reshape(bsz, seq, -1)
+
+
+def embed_inputs(
+    embedding: nn.Embedding, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None
+) -> torch.Tensor:
+    """The token embeddings of `input_ids`, or `inputs_embeds` as given; exactly one of the two must be passed."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("pass exactly one of input_ids or inputs_embeds")
+    return embedding(input_ids) if inputs_embeds is None else inputs_embeds
+
+
+def check_input_length(x: torch.Tensor, limit: int, key: str) -> None:
+    """Raise `ValueError` when the sequence of `x` [batch, seq, ...] is longer than the config's `key` (= `limit`)."""
+    seq = x.shape[1]
+    if seq > limit:
+        raise ValueError(f"input length {seq} exceeds the model's {key} {limit}")
+
+
+def sequence_cos_sin(
+    x: torch.Tensor, head_dim: int, theta: float, full_precision: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary cos/sin tables for positions 0 … seq − 1 of every sequence of `x` [batch, seq, hidden]."""
+    bsz, seq = x.shape[:2]
+    positions = torch.arange(seq, device=x.device)[None].expand(bsz, -1)
+    return rotary_cos_sin(positions, head_dim, theta, x.dtype, full_precision)
+
+
+def run_blocks(
+    blocks: nn.ModuleList,
+    x: torch.Tensor,
+    cos_sin: tuple[torch.Tensor, torch.Tensor] | None,
+    attention_mask: torch.Tensor | None,
+    output_hidden_states: bool,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """Run the blocks in order under the bidirectional mask of `attention_mask`; returns the last hidden state and,
+    with `output_hidden_states`, the embeddings followed by every block's output."""
+    bias = bidirectional_mask(attention_mask, x.dtype, x.shape[1])
+    hidden = (x,) if output_hidden_states else None
+    for block in blocks:
+        x = block(x, cos_sin, bias)
+        if output_hidden_states:
+            hidden = hidden + (x,)
+    return x, hidden
+
+
+def init_dlm_weights(module: nn.Module, std: float) -> None:
+    """`PreTrainedModel._init_weights` of both models: linears and embeddings N(0, std²), zero biases, unit norms."""
+    from transformers import initialization as init
+
+    if isinstance(module, nn.Linear):
+        init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, DLMRMSNorm):
+        init.ones_(module.weight)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+
+
+class MaskedDiffusionLMMixin:
+    """`forward` of the LM classes: the trunk `self.model` (returning its last hidden state and the hidden states),
+    then `output_logits` (identity where the trunk ends in the output layer, as LLaDA's does). Logits come back
+    exactly as the trunk and head compute them; no shift is applied."""
+
+    def output_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast | tuple:
+        h, hidden = self.model(
+            input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            output_hidden_states=bool(output_hidden_states),
+        )
+        out = CausalLMOutputWithPast(logits=self.output_logits(h), hidden_states=hidden)
+        return out if return_dict is not False else out.to_tuple()
+
+
 def kept_heads(num_heads: int, pruned: list[int] | tuple[int, ...]) -> list[int]:
     """Original indices of the heads that remain after pruning `pruned`."""
     removed = set(pruned)
@@ -140,3 +271,15 @@ class SelfContainedSaveMixin:
             auto_map[auto] = self._remote_code_class
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        # checkpoints stored sparse (compressed-tensors bitmask / 2:4 layout) are decompressed here: transformers no
+        # longer does it for sparsity-only configs
+        sparse = sparse_checkpoint(cls, pretrained_model_name_or_path, kwargs)
+        if sparse is None:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        config, state_dict, rest = sparse
+        model = super().from_pretrained(None, *args, config=config, state_dict=state_dict, **rest)
+        model.config._name_or_path = str(pretrained_model_name_or_path)
+        return model

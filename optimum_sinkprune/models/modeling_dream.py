@@ -8,33 +8,27 @@ calibration); this class returns the raw logits exactly as the Hub's remote code
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_dream import DreamConfig
 from .modeling_dlm_utils import (
+    DLMAttentionBase,
     DLMRMSNorm,
+    MaskedDiffusionLMMixin,
     SelfContainedSaveMixin,
-    apply_rotary,
     attention_function,
-    bidirectional_mask,
-    rotary_cos_sin,
+    check_input_length,
+    embed_inputs,
+    init_dlm_weights,
+    run_blocks,
+    sequence_cos_sin,
 )
 
 
-class DreamAttention(nn.Module):
+class DreamAttention(DLMAttentionBase):
     def __init__(self, config: DreamConfig, layer_idx: int):
-        super().__init__()
-        self.config = config
-        self.layer_idx = layer_idx
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.num_heads = config.layer_num_heads(layer_idx)
-        self.num_kv_heads = config.layer_num_kv_heads(layer_idx)
-        self.num_key_value_groups = (self.num_heads // self.num_kv_heads) if self.num_kv_heads else 1
-        self.scaling = self.head_dim**-0.5
-        self.is_causal = False
+        super().__init__(config, layer_idx, config.hidden_size // config.num_attention_heads)
         d = config.hidden_size
         self.q_proj = nn.Linear(d, self.num_heads * self.head_dim, bias=True)
         self.k_proj = nn.Linear(d, self.num_kv_heads * self.head_dim, bias=True)
@@ -42,16 +36,8 @@ class DreamAttention(nn.Module):
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, d, bias=False)
 
     def forward(self, x, cos_sin, attention_bias):
-        bsz, seq, _ = x.shape
-        q = self.q_proj(x).view(bsz, seq, -1, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(bsz, seq, -1, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(bsz, seq, -1, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, *cos_sin), apply_rotary(k, *cos_sin)
-        if self.num_heads == 0:
-            return self.o_proj(x.new_zeros(bsz, seq, 0))
-        attn = attention_function(self.config._attn_implementation)
-        out, _ = attn(self, q, k, v, attention_bias, scaling=self.scaling, dropout=0.0, is_causal=False)
-        return self.o_proj(out.reshape(bsz, seq, -1))
+        attention = attention_function(self.config._attn_implementation)
+        return self.o_proj(self.attend(x, cos_sin, attention_bias, attention))
 
 
 class DreamMLP(nn.Module):
@@ -92,17 +78,7 @@ class DreamPreTrainedModel(SelfContainedSaveMixin, PreTrainedModel):
     _supports_attention_backend = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        from transformers import initialization as init
-
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, DLMRMSNorm):
-            init.ones_(module.weight)
+        init_dlm_weights(module, self.config.initializer_range)
 
 
 class DreamBaseModel(DreamPreTrainedModel):
@@ -114,26 +90,14 @@ class DreamBaseModel(DreamPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None, output_hidden_states=False):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        bsz, seq = x.shape[:2]
-        if seq > self.config.max_position_embeddings:
-            raise ValueError(
-                f"input length {seq} exceeds the model's max_position_embeddings {self.config.max_position_embeddings}"
-            )
-        positions = torch.arange(seq, device=x.device)[None].expand(bsz, -1)
-        cos_sin = rotary_cos_sin(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
-        bias = bidirectional_mask(attention_mask, x.dtype, seq)
-        hidden = (x,) if output_hidden_states else None
-        for layer in self.layers:
-            x = layer(x, cos_sin, bias)
-            if output_hidden_states:
-                hidden = hidden + (x,)
+        x = embed_inputs(self.embed_tokens, input_ids, inputs_embeds)
+        check_input_length(x, self.config.max_position_embeddings, "max_position_embeddings")
+        cos_sin = sequence_cos_sin(x, self.config.head_dim, self.config.rope_theta)
+        x, hidden = run_blocks(self.layers, x, cos_sin, attention_mask, output_hidden_states)
         return self.norm(x), hidden
 
 
-class DreamModel(DreamPreTrainedModel, GenerationMixin):
+class DreamModel(MaskedDiffusionLMMixin, DreamPreTrainedModel, GenerationMixin):
     """Dream masked-diffusion LM (`architectures: ["DreamModel"]`, the Hub's class name for the LM with its head).
 
     Raw logits at position i predict token i + 1; use `optimum_sinkprune.adapters.get_adapter(model).shift_logits`
@@ -156,23 +120,8 @@ class DreamModel(DreamPreTrainedModel, GenerationMixin):
     def get_output_embeddings(self):
         return self.lm_head
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        inputs_embeds=None,
-        output_hidden_states=None,
-        return_dict=None,
-        **kwargs,
-    ) -> CausalLMOutputWithPast:
-        h, hidden = self.model(
-            input_ids=input_ids,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            output_hidden_states=bool(output_hidden_states),
-        )
-        out = CausalLMOutputWithPast(logits=self.lm_head(h), hidden_states=hidden)
-        return out if return_dict is not False else out.to_tuple()
+    def output_logits(self, h):
+        return self.lm_head(h)
 
 
 __all__ = ["DreamModel", "DreamBaseModel", "DreamPreTrainedModel"]

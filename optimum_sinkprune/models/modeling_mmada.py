@@ -60,24 +60,16 @@ class MMaDAModelLM(LLaDAModelLM):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        *args,
         attention_bias: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        # the other arguments are LLaDAModelLM's, passed through as given
         if attention_bias is not None:
             if attention_mask is not None:
                 raise ValueError("pass either attention_mask (padding, [batch, seq]) or attention_bias, not both")
             attention_mask = bias_to_additive_mask(attention_bias, self.model.transformer.wte.weight.dtype)
-        return super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states,
-            return_dict=return_dict,
-            **kwargs,
-        )
+        return super().forward(input_ids, attention_mask, *args, **kwargs)
 
 
 # The name MMaDA's own code and config.json (`architectures`) use.

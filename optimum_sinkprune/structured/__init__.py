@@ -6,10 +6,10 @@ See docs/structured.md for the methods, the grouped-query rule and the checkpoin
 
 from .planner import Budget, UnitCosts, allocate, solve_budget, units_to_heads
 from .pruner import (
-    STRUCTURED_METHODS,
     StructuredPruningResult,
     head_weight_norms,
     o_column_norms,
+    plan_structured_budget,
     prune_structured,
     score_heads_and_channels,
     unit_costs,
@@ -26,7 +26,6 @@ from .removal import (
 from .statistics import StructuredStatistics, collect_structured_statistics
 
 __all__ = [
-    "STRUCTURED_METHODS",
     "Budget",
     "StructuredPruningResult",
     "StructuredStatistics",
@@ -39,6 +38,7 @@ __all__ = [
     "kept_heads",
     "nonzero_block_parameter_count",
     "o_column_norms",
+    "plan_structured_budget",
     "prune_structure",
     "prune_structured",
     "remove_heads",

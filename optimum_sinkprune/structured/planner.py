@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-ALLOCATIONS = ("uniform", "global")
+from ..configuration import ALLOCATIONS, check_budget_removes_something  # the allowed values live with the config
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def validate_budget_args(target_param_reduction, head_ratio, mlp_ratio) -> None:
                         ("mlp_ratio", mlp_ratio)):
         if value is not None:
             _check_fraction(name, value)
+    check_budget_removes_something(target_param_reduction, head_ratio, mlp_ratio)
 
 
 def solve_budget(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -13,10 +14,12 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..adapters.base import ModelAdapter
+from ..configuration import ALLOCATIONS, STRUCTURED_MODES
+from ..registry import MethodSpec, get_method, method_names
+from ..validation import check_choice
 from . import scoring
-from .planner import ALLOCATIONS, UnitCosts, allocate, solve_budget, units_to_heads, validate_budget_args
+from .planner import UnitCosts, allocate, solve_budget, units_to_heads, validate_budget_args
 from .removal import (
-    MODES,
     block_parameter_count,
     current_widths,
     head_geometry,
@@ -27,29 +30,6 @@ from .removal import (
 from .statistics import StructuredStatistics, collect_structured_statistics
 
 logger = logging.getLogger(__name__)
-
-STRUCTURED_METHODS = ("sink_heads", "magnitude_heads", "random_heads", "activation_heads")
-# Methods that need calibration forwards (the others read weights only).
-CALIBRATED_METHODS = ("sink_heads", "activation_heads")
-
-# Config fields read with getattr, and their defaults (any object carrying them works).
-DEFAULTS: dict[str, Any] = {
-    "target_param_reduction": None,
-    "head_ratio": None,
-    "mlp_ratio": None,
-    "allocation": "uniform",
-    "structured_mode": "remove",
-    "instability_weight": 1.0,
-    "min_heads_per_layer": 1,
-    "seed": 0,
-    "batch_size": 1,
-    "diffusion_steps": 50,
-    "sample_interval": 5,
-    "noise_eps": 1e-3,
-    "sink_std": 2.0,
-    "sink_alpha": 5.0,
-}
-
 
 @dataclass
 class StructuredPruningResult:
@@ -131,10 +111,12 @@ def channel_weight_norms(model: nn.Module, adapter: ModelAdapter | None = None) 
     for block in adapter.blocks(model):
         proj = adapter.projections(block)
         d = proj["down"].weight.detach().float().square().sum(dim=0)
-        g = proj["gate"].weight.detach().float().square().sum(dim=1)
-        u = proj["up"].weight.detach().float().square().sum(dim=1)
+        full_sq = d
+        for role in ("gate", "up"):  # an ungated MLP (BERT) has no gate: its channels are the up rows alone
+            if role in proj:
+                full_sq = full_sq + proj[role].weight.detach().float().square().sum(dim=1)
         down.append(d.sqrt())
-        full.append((d + g + u).sqrt())
+        full.append(full_sq.sqrt())
     return down, full
 
 
@@ -150,71 +132,184 @@ def unit_costs(model: nn.Module, adapter: ModelAdapter | None = None) -> UnitCos
 
     head = hd * rows("q") + hd * proj["o"].out_features
     kv = hd * (rows("k") + rows("v"))
-    channel = rows("gate") + rows("up") + proj["down"].out_features
+    channel = sum(rows(r) for r in ("gate", "up") if r in proj) + proj["down"].out_features
     return UnitCosts(head_unit=geometry.group_size * head + kv, channel=channel)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # the entry point
 # ---------------------------------------------------------------------------------------------------------------------
-def _read_config(config) -> dict[str, Any]:
-    method = getattr(config, "method", None)
-    if method not in STRUCTURED_METHODS:
-        raise ValueError(f"method={method!r} is not a structured method; use one of {STRUCTURED_METHODS}")
-    values = {"method": method}
-    for name, default in DEFAULTS.items():
-        values[name] = getattr(config, name, default)
-    validate_budget_args(values["target_param_reduction"], values["head_ratio"], values["mlp_ratio"])
-    if values["allocation"] not in ALLOCATIONS:
-        raise ValueError(f"allocation={values['allocation']!r} is not one of {ALLOCATIONS}")
-    if values["structured_mode"] not in MODES:
-        raise ValueError(f"structured_mode={values['structured_mode']!r} is not one of {MODES}")
-    mh = values["min_heads_per_layer"]
+def _check_config(config) -> MethodSpec:
+    """The spec of `config.method` after checking the structured fields of `config` (any object carrying the
+    attributes of `SinkAwarePruningConfig` that structured pruning reads; a `SinkAwarePruningConfig` has already
+    checked them, other objects have not)."""
+    method = config.method
+    if method not in method_names("structured"):
+        raise ValueError(f"method={method!r} is not a structured method; use one of {method_names('structured')}")
+    validate_budget_args(config.target_param_reduction, config.head_ratio, config.mlp_ratio)
+    check_choice("allocation", config.allocation, ALLOCATIONS)
+    check_choice("structured_mode", config.structured_mode, STRUCTURED_MODES)
+    mh = config.min_heads_per_layer
     if isinstance(mh, bool) or not isinstance(mh, int) or mh < 1:
         raise ValueError(f"min_heads_per_layer={mh!r} is not allowed; it must be an integer >= 1")
-    w = values["instability_weight"]
+    w = config.instability_weight
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
         raise ValueError(f"instability_weight={w!r} is not allowed; it must be a finite number >= 0")
-    return values
+    return get_method(method)
+
+
+class StructuredScoringInputs:
+    """What a structured method's scorer (`MethodSpec.scorer`) reads: weight norms of the model (each computed on
+    first use), the calibration statistics (None for weight-only methods), the seed and the instability weight.
+
+    Head tensors are [layers, original heads] with NaN for removed heads; channel lists hold one [width] per layer.
+    """
+
+    def __init__(self, model: nn.Module, adapter: ModelAdapter, *, stats: StructuredStatistics | None, seed: int,
+                 instability_weight: float):
+        self.model, self.adapter = model, adapter
+        self.stats = stats
+        self.seed = seed
+        self.instability_weight = instability_weight
+
+    @cached_property
+    def o_column_norms(self) -> torch.Tensor:
+        """‖W_o[:, cols(h)]‖_F per head."""
+        return o_column_norms(self.model, self.adapter)
+
+    @cached_property
+    def present(self) -> torch.Tensor:
+        """bool [layers, original heads]: the heads still in the model."""
+        return torch.isfinite(self.o_column_norms)
+
+    @cached_property
+    def head_weight_norms(self) -> torch.Tensor:
+        """‖[W_q rows; W_k rows; W_v rows; W_oᵀ cols]‖_F per head."""
+        return head_weight_norms(self.model, self.adapter)
+
+    @cached_property
+    def _channel_norms(self) -> tuple[list, list]:
+        return channel_weight_norms(self.model, self.adapter)
+
+    @property
+    def down_column_norms(self) -> list[torch.Tensor]:
+        """‖W_down[:, c]‖₂ per channel."""
+        return self._channel_norms[0]
+
+    @property
+    def channel_weight_norms(self) -> list[torch.Tensor]:
+        """‖[W_gate[c]; W_up[c]; W_down[:, c]]‖₂ per channel."""
+        return self._channel_norms[1]
+
+    def activation_scores(self, *, sink_weighted: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Head importance ‖X_h‖₂·‖W_o[:, cols(h)]‖_F and structured-Wanda channel scores ‖W_down[:, c]‖₂·‖a_c‖₂
+        from the calibration statistics ((1 − σ)-weighted norms when `sink_weighted`)."""
+        if self.stats is None:
+            raise ValueError("activation scores need calibration statistics")
+        importance = scoring.head_importance(self.stats.head_norms(sink_weighted=sink_weighted), self.o_column_norms)
+        channels = [scoring.channel_wanda_scores(d, a)
+                    for d, a in zip(self.down_column_norms, self.stats.channel_norms(sink_weighted=sink_weighted))]
+        return importance, channels
+
+
+@dataclass
+class StructuredBudgetPlan:
+    """What `plan_structured_budget` read and decided: the model's head geometry, current widths and pruned heads,
+    the unit costs, the per-layer capacities and the budget."""
+
+    adapter: ModelAdapter
+    geometry: Any
+    widths: list[int]
+    pruned: dict[int, list[int]]
+    costs: UnitCosts
+    params_before: int
+    present_units: list[int]
+    head_capacity: list[int]
+    channel_capacity: list[int]
+    budget: Any
+
+
+def plan_structured_budget(model: nn.Module, config) -> StructuredBudgetPlan:
+    """The budget of a structured run on `model` (weights only, no calibration): how many head units and MLP channels
+    go, within capacities that keep `min_heads_per_layer` heads (whole kv groups) and one channel per layer.
+
+    Raises:
+        `ValueError`: a target the model cannot meet, or a budget that rounds to nothing on this model (it would
+            calibrate and remove nothing; the message gives the smallest value that removes something), or a bad
+            structured field of `config`.
+    """
+    _check_config(config)
+    adapter = get_adapter(model)
+    adapter.check_structured_support(model)
+    geometry = head_geometry(model, adapter)
+    group = geometry.group_size
+    num_layers = adapter.num_layers(model)
+    widths = current_widths(model, adapter)
+    costs = unit_costs(model, adapter)
+    params_before = block_parameter_count(model, adapter)
+    # capacities: keep min_heads_per_layer heads (rounded up to whole kv groups) and one channel per layer
+    pruned = adapter.pruned_heads(model)
+    present_units = [len({h // group for h in kept_heads(geometry.num_heads, pruned.get(i, []))})
+                     for i in range(num_layers)]
+    keep_units = math.ceil(config.min_heads_per_layer / group)
+    head_capacity = [max(0, u - keep_units) for u in present_units]
+    channel_capacity = [w - 1 for w in widths]
+    budget = solve_budget(
+        block_params=params_before,
+        head_units_present=sum(present_units),
+        head_units_capacity=sum(head_capacity),
+        channels_present=sum(widths),
+        channels_capacity=sum(channel_capacity),
+        costs=costs,
+        target_param_reduction=config.target_param_reduction,
+        head_ratio=config.head_ratio,
+        mlp_ratio=config.mlp_ratio,
+    )
+    _refuse_empty_budget(budget, config, costs=costs, block_params=params_before,
+                         head_units=sum(present_units), channels=sum(widths))
+    return StructuredBudgetPlan(adapter=adapter, geometry=geometry, widths=widths, pruned=pruned, costs=costs,
+                                params_before=params_before, present_units=present_units,
+                                head_capacity=head_capacity, channel_capacity=channel_capacity, budget=budget)
+
+
+def _refuse_empty_budget(budget, config, *, costs: UnitCosts, block_params: int, head_units: int,
+                         channels: int) -> None:
+    """A positive budget that rounds to no head unit and no channel on this model is refused before calibration
+    (it would calibrate and remove nothing); the message gives the smallest value that removes something."""
+    if budget.head_units or budget.channels:
+        return
+    if config.target_param_reduction is not None:
+        smallest = costs.channel / max(block_params, 1)
+        raise ValueError(
+            f"target_param_reduction={config.target_param_reduction!r} removes nothing from this model: it asks for "
+            f"{budget.target_params} of {block_params} block parameters, fewer than one MLP channel "
+            f"({costs.channel} parameters); use target_param_reduction >= {smallest:.3g} (and < 1)"
+        )
+    raise ValueError(
+        f"head_ratio={config.head_ratio!r} and mlp_ratio={config.mlp_ratio!r} remove nothing from this model: they "
+        f"round to 0 of {head_units} head units and 0 of {channels} MLP channels; use head_ratio >= "
+        f"{1 / max(head_units, 1):.3g} or mlp_ratio >= {1 / max(channels, 1):.3g} (each < 1)"
+    )
 
 
 def score_heads_and_channels(
     model: nn.Module, method: str, *, stats: StructuredStatistics | None, instability_weight: float, seed: int
 ) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, Any]]:
     """Head scores [layers, original heads] (NaN = removed) and channel scores (one [width] per layer); lower = pruned
-    first. Also returns a summary for the report."""
-    adapter = get_adapter(model)
-    present = torch.isfinite(o_column_norms(model, adapter))
-    down_norms, channel_norms = channel_weight_norms(model, adapter)
-    summary: dict[str, Any] = {}
-    if method == "magnitude_heads":
-        heads = head_weight_norms(model, adapter)
-        channels = channel_norms
-    elif method == "random_heads":
-        heads = scoring.random_scores(tuple(present.shape), seed)
-        gen = torch.Generator().manual_seed(int(seed) + 1)
-        channels = [torch.rand(c.shape, generator=gen) for c in channel_norms]
-    elif method in ("activation_heads", "sink_heads"):
-        if stats is None:
-            raise ValueError(f"method={method!r} needs calibration statistics")
-        weighted = method == "sink_heads"
-        importance = scoring.head_importance(stats.head_norms(sink_weighted=weighted), o_column_norms(model, adapter))
-        channels = [
-            scoring.channel_wanda_scores(d, a) for d, a in zip(down_norms, stats.channel_norms(sink_weighted=weighted))
-        ]
-        if weighted:
-            instability = scoring.sink_instability(stats.dominant_positions)
-            heads = scoring.sink_head_scores(importance, instability, instability_weight)
-            summary["instability_mean"] = float(instability[present].mean())
-            summary["instability_max"] = float(instability[present].max())
-            summary["instability"] = instability.tolist()
-        else:
-            heads = importance
-        summary["importance"] = importance.tolist()
-        summary["mean_sink_weight"] = stats.mean_sink_weight
-        summary["calibration_forwards"] = stats.forwards
-    else:
-        raise ValueError(f"method={method!r} is not one of {STRUCTURED_METHODS}")
+    first. Also returns a summary for the report. The method's registered scorer computes them.
+
+    Raises:
+        `ValueError`: `method` is not a structured method, or it needs calibration statistics and `stats` is None.
+    """
+    spec = get_method(method)
+    if spec.family != "structured":
+        raise ValueError(f"method={method!r} is not one of {method_names('structured')}")
+    if spec.needs_data and stats is None:
+        raise ValueError(f"method={method!r} needs calibration statistics")
+    inputs = StructuredScoringInputs(model, get_adapter(model), stats=stats, seed=seed,
+                                     instability_weight=instability_weight)
+    heads, channels, summary = spec.scorer(inputs)
+    present = inputs.present
     heads = torch.where(present, heads.float(), torch.full_like(heads.float(), float("nan")))
     summary["head_scores"] = heads.tolist()
     return heads, channels, summary
@@ -226,76 +321,65 @@ def prune_structured(
     config,
     calibration_ids: torch.Tensor | None,
     attention_mask: torch.Tensor | None = None,
+    mask_token_id: int | None = None,
     progress: bool = True,
+    check_weights: bool = True,
 ) -> StructuredPruningResult:
     """Structured sink-aware pruning: remove (or mask) attention heads and MLP channels to a parameter budget.
 
     Args:
         model (`nn.Module`): a supported model (LLaDA, Dream, MMaDA backbone, Llama, Qwen2); modified in place.
-        config: a `SinkAwarePruningConfig` or any object with its structured fields (`method`,
-            `target_param_reduction` or `head_ratio`/`mlp_ratio`, `allocation`, `structured_mode`,
+        config: a `SinkAwarePruningConfig` or any object with all of its structured fields (`method`,
+            `target_param_reduction`, `head_ratio`, `mlp_ratio`, `allocation`, `structured_mode`,
             `instability_weight`, `min_heads_per_layer`, `seed`, `batch_size`, `diffusion_steps`, `sample_interval`,
-            `noise_eps`, `sink_std`, `sink_alpha`); missing fields take the documented defaults.
-        calibration_ids (`torch.Tensor`): [samples, seq] token ids; needed by `sink_heads` and `activation_heads`.
+            `noise_eps`, `sink_std`, `sink_alpha`).
+        calibration_ids (`torch.Tensor`): [samples, seq] token ids; needed by the methods whose registered spec
+            says `needs_data` (those scoring calibration statistics).
         attention_mask (`torch.Tensor`, *optional*): [samples, seq] padding mask.
+        mask_token_id (`int`, *optional*): the [MASK] id used to noise a diffusion model's calibration inputs, as
+            resolved by the caller (model config or tokenizer); default: the model config's.
+        check_weights (`bool`): check every parameter for NaN/inf first (`validation.check_finite_parameters`);
+            False only when the caller has just done so.
 
     Returns:
         `StructuredPruningResult`.
 
     Raises:
-        `ValueError`: bad config values, a budget the model cannot meet, missing calibration data; always before any
-            weight changes.
+        `ValueError`: bad config values, a budget the model cannot meet, missing calibration data, NaN/inf in a
+            parameter (`validation.NonFiniteWeightsError`); always before any weight changes.
     """
-    values = _read_config(config)
-    method = values["method"]
-    if method in CALIBRATED_METHODS and calibration_ids is None:
-        raise ValueError(f"method={method!r} needs calibration_ids ([samples, seq] token ids)")
-    adapter = get_adapter(model)
-    geometry = head_geometry(model, adapter)
-    group = geometry.group_size
-    num_layers = adapter.num_layers(model)
-    widths = current_widths(model, adapter)
-    costs = unit_costs(model, adapter)
-    params_before = block_parameter_count(model, adapter)
+    from ..validation import check_finite_parameters
 
-    # capacities: keep min_heads_per_layer heads (rounded up to whole kv groups) and one channel per layer
-    pruned = adapter.pruned_heads(model)
-    present_units = [len({h // group for h in kept_heads(geometry.num_heads, pruned.get(i, []))})
-                     for i in range(num_layers)]
-    keep_units = math.ceil(values["min_heads_per_layer"] / group)
-    head_capacity = [max(0, u - keep_units) for u in present_units]
-    channel_capacity = [w - 1 for w in widths]
-    budget = solve_budget(
-        block_params=params_before,
-        head_units_present=sum(present_units),
-        head_units_capacity=sum(head_capacity),
-        channels_present=sum(widths),
-        channels_capacity=sum(channel_capacity),
-        costs=costs,
-        target_param_reduction=values["target_param_reduction"],
-        head_ratio=values["head_ratio"],
-        mlp_ratio=values["mlp_ratio"],
-    )
+    spec = _check_config(config)
+    method = spec.name
+    if spec.needs_data and calibration_ids is None:
+        raise ValueError(f"method={method!r} needs calibration_ids ([samples, seq] token ids)")
+    if check_weights:
+        check_finite_parameters(model)
+    plan = plan_structured_budget(model, config)
+    adapter, geometry, widths, costs, budget = plan.adapter, plan.geometry, plan.widths, plan.costs, plan.budget
+    group, num_layers, pruned, params_before = geometry.group_size, len(widths), plan.pruned, plan.params_before
+    head_capacity, channel_capacity = plan.head_capacity, plan.channel_capacity
 
     stats = None
-    if method in CALIBRATED_METHODS:
+    if spec.needs_data:
         stats = collect_structured_statistics(
             model, calibration_ids, attention_mask=attention_mask,
-            diffusion_steps=values["diffusion_steps"], sample_interval=values["sample_interval"],
-            noise_eps=values["noise_eps"], sink_alpha=values["sink_alpha"], sink_std=values["sink_std"],
-            seed=values["seed"], batch_size=values["batch_size"], progress=progress,
+            diffusion_steps=config.diffusion_steps, sample_interval=config.sample_interval,
+            noise_eps=config.noise_eps, sink_alpha=config.sink_alpha, sink_std=config.sink_std,
+            seed=config.seed, batch_size=config.batch_size, mask_token_id=mask_token_id, progress=progress,
         )
     head_scores, channel_scores, summary = score_heads_and_channels(
-        model, method, stats=stats, instability_weight=values["instability_weight"], seed=values["seed"]
+        model, method, stats=stats, instability_weight=config.instability_weight, seed=config.seed
     )
     unit_scores = scoring.group_scores(head_scores, group)
-    units = allocate(list(unit_scores), budget.head_units, capacity=head_capacity, allocation=values["allocation"])
+    units = allocate(list(unit_scores), budget.head_units, capacity=head_capacity, allocation=config.allocation)
     heads = units_to_heads(units, group)
-    channels = allocate(channel_scores, budget.channels, capacity=channel_capacity, allocation=values["allocation"])
+    channels = allocate(channel_scores, budget.channels, capacity=channel_capacity, allocation=config.allocation)
 
-    mode = values["structured_mode"]
+    mode = config.structured_mode
     prune_structure(model, heads=heads, channels=channels, mode=mode,
-                    min_heads_per_layer=values["min_heads_per_layer"])
+                    min_heads_per_layer=config.min_heads_per_layer, adapter=adapter)
 
     if mode == "remove":
         params_after = block_parameter_count(model, adapter)
@@ -335,12 +419,13 @@ def prune_structured(
 
 
 __all__ = [
-    "CALIBRATED_METHODS",
-    "STRUCTURED_METHODS",
+    "StructuredBudgetPlan",
     "StructuredPruningResult",
+    "StructuredScoringInputs",
     "channel_weight_norms",
     "head_weight_norms",
     "o_column_norms",
+    "plan_structured_budget",
     "prune_structured",
     "score_heads_and_channels",
     "unit_costs",

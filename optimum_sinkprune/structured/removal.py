@@ -22,10 +22,10 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..adapters.base import ModelAdapter
+from ..configuration import STRUCTURED_MODES as MODES  # the allowed values live with the config
+from ..models import structural_record  # one set of rules for removal requests and saved records
 
 logger = logging.getLogger(__name__)
-
-MODES = ("remove", "mask")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -63,6 +63,7 @@ class HeadGeometry:
 
 
 def head_geometry(model: nn.Module, adapter: ModelAdapter | None = None) -> HeadGeometry:
+    """Original head counts and head size of `model` (through `adapter`, default `get_adapter(model)`)."""
     adapter = adapter or get_adapter(model)
     return HeadGeometry(
         num_heads=adapter.original_num_heads(model),
@@ -71,168 +72,43 @@ def head_geometry(model: nn.Module, adapter: ModelAdapter | None = None) -> Head
     )
 
 
-def _as_index_list(name: str, layer, value) -> list[int]:
-    if isinstance(value, torch.Tensor):
-        value = value.reshape(-1).tolist()
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    try:
-        out = [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}[{layer!r}]={value!r} is not allowed; give a list of integer indices") from None
-    if any(isinstance(v, bool) for v in value):
-        raise ValueError(f"{name}[{layer!r}]={value!r} is not allowed; give a list of integer indices")
-    return out
-
-
-def _check_layer(name: str, layer, num_layers: int) -> int:
-    try:
-        index = int(layer)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} has layer key {layer!r}; layer keys must be integers in [0, {num_layers})") from None
-    if not 0 <= index < num_layers or isinstance(layer, bool):
-        raise ValueError(f"{name} has layer {layer!r}, out of range: the model has {num_layers} layers [0, {num_layers})")
-    return index
-
-
 def validate_head_request(
     heads: dict, *, geometry: HeadGeometry, already: dict[int, list[int]], num_layers: int, min_heads: int = 1
 ) -> dict[int, list[int]]:
-    """Check a head-removal request (original indices) and return it normalised ({layer: sorted new heads}).
+    """Check a head-removal request (original indices) and return it normalised ({layer: sorted new heads}); the
+    rules are those of a checkpoint's structural record (`models.structural_record.validate_head_request`).
 
     Raises `ValueError` for: layer or head out of range, a head removed twice, fewer than `min_heads` heads left in a
     layer, or (grouped-query attention) a request that does not cover whole kv groups.
     """
-    if not isinstance(heads, dict):
-        raise ValueError(f"heads={heads!r} is not allowed; give a dict {{layer index: [original head indices]}}")
-    out: dict[int, list[int]] = {}
-    for layer, value in heads.items():
-        index = _check_layer("heads", layer, num_layers)
-        request = _as_index_list("heads", layer, value)
-        if not request:
-            continue
-        bad = [h for h in request if not 0 <= h < geometry.num_heads]
-        if bad:
-            raise ValueError(
-                f"heads[{index}] has head indices {bad} out of range: original head indices lie in "
-                f"[0, {geometry.num_heads})"
-            )
-        if len(set(request)) != len(request):
-            raise ValueError(f"heads[{index}]={request} repeats a head index")
-        previous = set(already.get(index, []))
-        twice = sorted(previous & set(request))
-        if twice:
-            raise ValueError(
-                f"heads[{index}] asks for heads {twice} that were already removed from layer {index} "
-                f"(config.pruned_heads[{index}]={sorted(previous)}); indices refer to the original heads"
-            )
-        total = previous | set(request)
-        left = geometry.num_heads - len(total)
-        if left < max(1, min_heads):
-            raise ValueError(
-                f"heads[{index}]={sorted(request)} would leave {left} of {geometry.num_heads} heads in layer {index}; "
-                f"at least {max(1, min_heads)} must remain (pruning every head of a layer is not allowed)"
-            )
-        group = geometry.group_size
-        if group > 1:
-            for g in kv_groups_of(request, group):
-                members = set(range(g * group, (g + 1) * group))
-                if not members <= set(request):
-                    raise ValueError(
-                        f"heads[{index}]={sorted(request)} splits kv group {g} (query heads {sorted(members)}): this "
-                        f"model uses grouped-query attention ({geometry.num_heads} query heads, "
-                        f"{geometry.num_kv_heads} kv heads), so only whole groups can be removed"
-                    )
-        out[index] = sorted(request)
-    return out
+    return structural_record.validate_head_request(
+        heads, num_heads=geometry.num_heads, num_kv_heads=geometry.num_kv_heads, num_layers=num_layers,
+        already=already, min_heads=max(1, min_heads), field="heads",  # a request never empties a layer
+    )
 
 
 def validate_channel_request(channels: dict, *, widths: list[int]) -> dict[int, list[int]]:
     """Check an MLP-channel removal request (current positions) and return it normalised; at least one channel of
-    every layer must remain."""
-    if not isinstance(channels, dict):
-        raise ValueError(f"channels={channels!r} is not allowed; give a dict {{layer index: [channel indices]}}")
-    out: dict[int, list[int]] = {}
-    for layer, value in channels.items():
-        index = _check_layer("channels", layer, len(widths))
-        request = _as_index_list("channels", layer, value)
-        if not request:
-            continue
-        width = widths[index]
-        bad = [c for c in request if not 0 <= c < width]
-        if bad:
-            shown = bad[:8]
-            raise ValueError(
-                f"channels[{index}] has channel indices {shown}{'…' if len(bad) > 8 else ''} out of range: layer "
-                f"{index} has MLP width {width}, valid indices [0, {width})"
-            )
-        if len(set(request)) != len(request):
-            raise ValueError(f"channels[{index}] repeats a channel index")
-        if len(request) >= width:
-            raise ValueError(
-                f"channels[{index}] removes all {width} MLP channels of layer {index}; at least one must remain"
-            )
-        out[index] = sorted(request)
-    return out
+    every layer must remain (`models.structural_record.validate_channel_request`)."""
+    return structural_record.validate_channel_request(channels, widths=widths, field="channels")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# in-place module surgery
+# in-place module surgery (through the adapter: it knows the module paths and attributes)
 # ---------------------------------------------------------------------------------------------------------------------
-def _sliced_linear(linear: nn.Linear, *, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
-    """A new nn.Linear holding the selected output rows / input columns of `linear` (same dtype and device)."""
-    weight = linear.weight.detach()
-    bias = linear.bias.detach() if linear.bias is not None else None
-    if rows is not None:
-        rows = rows.to(weight.device)
-        weight = weight.index_select(0, rows)
-        bias = bias.index_select(0, rows) if bias is not None else None
-    if cols is not None:
-        weight = weight.index_select(1, cols.to(weight.device))
-    new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(weight)
-        if bias is not None:
-            new.bias.copy_(bias)
-    new.weight.requires_grad_(linear.weight.requires_grad)
-    return new
-
-
-def _zero_(linear: nn.Linear, *, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> None:
-    with torch.no_grad():
-        if rows is not None and rows.numel():
-            rows = rows.to(linear.weight.device)
-            linear.weight.index_fill_(0, rows, 0.0)
-            if linear.bias is not None:
-                linear.bias.index_fill_(0, rows, 0.0)
-        if cols is not None and cols.numel():
-            linear.weight.index_fill_(1, cols.to(linear.weight.device), 0.0)
-
-
-def _set_projection(adapter: ModelAdapter, block: nn.Module, role: str, linear: nn.Linear) -> None:
-    path = adapter.layout.projections[role]
-    parent_path, _, attr = path.rpartition(".")
-    parent = block.get_submodule(parent_path) if parent_path else block
-    setattr(parent, attr, linear)
-
-
-def _update_attention_attributes(attention: nn.Module, num_heads: int, num_kv_heads: int) -> None:
-    # Our LLaDA/Dream modules keep num_heads / num_kv_heads; every module reads num_key_value_groups for repeat_kv.
-    # Whole-group removal keeps the group size, so num_key_value_groups is unchanged by construction.
-    for name, value in (("num_heads", num_heads), ("num_kv_heads", num_kv_heads), ("num_key_value_heads", num_kv_heads)):
-        if hasattr(attention, name):
-            setattr(attention, name, value)
-    if hasattr(attention, "num_key_value_groups") and num_kv_heads:
-        attention.num_key_value_groups = num_heads // num_kv_heads
-
-
 def current_widths(model: nn.Module, adapter: ModelAdapter | None = None) -> list[int]:
+    """Current MLP width of every layer."""
     adapter = adapter or get_adapter(model)
     return [adapter.mlp_width(model, i) for i in range(adapter.num_layers(model))]
 
 
 def remove_heads(
-    model: nn.Module, heads: dict[int, list[int]], *, mode: str = "remove", min_heads_per_layer: int = 1
+    model: nn.Module,
+    heads: dict[int, list[int]],
+    *,
+    mode: str = "remove",
+    min_heads_per_layer: int = 1,
+    adapter: ModelAdapter | None = None,
 ) -> dict[int, list[int]]:
     """Remove (or zero) attention heads, given as ORIGINAL head indices per layer.
 
@@ -246,6 +122,7 @@ def remove_heads(
         heads (`dict[int, list[int]]`): original head indices to remove, per layer.
         mode (`str`): `"remove"` or `"mask"`.
         min_heads_per_layer (`int`): heads that must remain in every layer (at least 1).
+        adapter (`ModelAdapter`, *optional*): the run's adapter (default: `get_adapter(model)`).
 
     Returns:
         `dict[int, list[int]]`: every head now removed (remove mode) or zeroed by this call (mask mode), per layer.
@@ -256,7 +133,7 @@ def remove_heads(
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {MODES}")
-    adapter = get_adapter(model)
+    adapter = adapter or get_adapter(model)
     geometry = head_geometry(model, adapter)
     already = adapter.pruned_heads(model)
     request = validate_head_request(
@@ -274,20 +151,19 @@ def remove_heads(
         kv_position = {g: p for p, g in enumerate(current_groups)}
         drop_kv = [kv_position[g] for g in kv_groups_of(new, group)] if group > 1 else drop_q
         q_rows, kv_rows = head_rows(drop_q, hd), head_rows(drop_kv, hd)
-        projections = adapter.projections(block)
         if mode == "mask":
             for role, rows in (("q", q_rows), ("k", kv_rows), ("v", kv_rows)):
-                _zero_(projections[role], rows=rows)
-            _zero_(projections["o"], cols=q_rows)
+                adapter.zero_projection(block, role, rows=rows)
+            adapter.zero_projection(block, "o", cols=q_rows)
             continue
         keep_q = head_rows([p for p in range(len(current)) if p not in set(drop_q)], hd)
         keep_kv = head_rows([p for p in range(len(current_groups) if group > 1 else len(current))
                              if p not in set(drop_kv)], hd)
         for role, rows in (("q", keep_q), ("k", keep_kv), ("v", keep_kv)):
-            _set_projection(adapter, block, role, _sliced_linear(projections[role], rows=rows))
-        _set_projection(adapter, block, "o", _sliced_linear(projections["o"], cols=keep_q))
+            adapter.slice_projection(block, role, rows=rows)
+        adapter.slice_projection(block, "o", cols=keep_q)
         n_heads = len(current) - len(drop_q)
-        _update_attention_attributes(adapter.attention_module(block), n_heads, n_heads // group)
+        adapter.set_head_count(block, n_heads, n_heads // group)
     if mode == "mask":
         return request
     union = {i: sorted(set(already.get(i, [])) | set(request.get(i, []))) for i in set(already) | set(request)}
@@ -296,11 +172,19 @@ def remove_heads(
     return {i: v for i, v in sorted(union.items()) if v}
 
 
-def remove_mlp_channels(model: nn.Module, channels: dict[int, list[int]], *, mode: str = "remove") -> list[int]:
+def remove_mlp_channels(
+    model: nn.Module, channels: dict[int, list[int]], *, mode: str = "remove", adapter: ModelAdapter | None = None
+) -> list[int]:
     """Remove (or zero) MLP channels, given as CURRENT channel positions per layer.
 
     `"remove"` slices the gate/up rows (and biases) and down-projection columns and records the per-layer widths in
     the config; `"mask"` zeroes the same weights and keeps shapes.
+
+    Args:
+        model (`nn.Module`): a supported model (see `optimum_sinkprune.adapters`).
+        channels (`dict[int, list[int]]`): current channel positions to remove, per layer.
+        mode (`str`): `"remove"` or `"mask"`.
+        adapter (`ModelAdapter`, *optional*): the run's adapter (default: `get_adapter(model)`).
 
     Returns:
         `list[int]`: the per-layer MLP widths after the call (mask mode: the widths counting only non-masked channels
@@ -311,27 +195,24 @@ def remove_mlp_channels(model: nn.Module, channels: dict[int, list[int]], *, mod
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {MODES}")
-    adapter = get_adapter(model)
+    adapter = adapter or get_adapter(model)
     widths = current_widths(model, adapter)
     request = validate_channel_request(channels, widths=widths)
     blocks = adapter.blocks(model)
     for layer, drop in request.items():
         block = blocks[layer]
-        projections = adapter.projections(block)
         drop_t = torch.tensor(drop, dtype=torch.long)
         if mode == "mask":
-            _zero_(projections["gate"], rows=drop_t)
-            _zero_(projections["up"], rows=drop_t)
-            _zero_(projections["down"], cols=drop_t)
+            adapter.zero_projection(block, "gate", rows=drop_t)
+            adapter.zero_projection(block, "up", rows=drop_t)
+            adapter.zero_projection(block, "down", cols=drop_t)
             continue
         dropped = set(drop)
         keep = torch.tensor([c for c in range(widths[layer]) if c not in dropped], dtype=torch.long)
-        _set_projection(adapter, block, "gate", _sliced_linear(projections["gate"], rows=keep))
-        _set_projection(adapter, block, "up", _sliced_linear(projections["up"], rows=keep))
-        _set_projection(adapter, block, "down", _sliced_linear(projections["down"], cols=keep))
-        mlp = adapter.mlp_module(block)
-        if hasattr(mlp, "intermediate_size"):
-            mlp.intermediate_size = len(keep)
+        adapter.slice_projection(block, "gate", rows=keep)
+        adapter.slice_projection(block, "up", rows=keep)
+        adapter.slice_projection(block, "down", cols=keep)
+        adapter.set_mlp_width(block, len(keep))
     new_widths = [w - len(request.get(i, [])) for i, w in enumerate(widths)]
     if mode == "remove":
         adapter.record_structure(model, adapter.pruned_heads(model), new_widths)
@@ -346,20 +227,33 @@ def prune_structure(
     channels: dict[int, list[int]] | None = None,
     mode: str = "remove",
     min_heads_per_layer: int = 1,
+    adapter: ModelAdapter | None = None,
 ) -> None:
-    """Remove heads and MLP channels together, validating BOTH requests before touching any weight."""
+    """Remove heads and MLP channels together, validating BOTH requests before touching any weight.
+
+    Args:
+        model (`nn.Module`): a supported model.
+        heads (`dict[int, list[int]]`, *optional*): original head indices to remove, per layer.
+        channels (`dict[int, list[int]]`, *optional*): current MLP channel positions to remove, per layer.
+        mode (`str`): `"remove"` or `"mask"`.
+        min_heads_per_layer (`int`): heads that must remain in every layer.
+        adapter (`ModelAdapter`, *optional*): the run's adapter (default: `get_adapter(model)`).
+
+    Raises:
+        `ValueError`: as `remove_heads` / `remove_mlp_channels`, before any weight changes.
+    """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {MODES}")
-    adapter = get_adapter(model)
+    adapter = adapter or get_adapter(model)
     validate_head_request(
         heads or {}, geometry=head_geometry(model, adapter), already=adapter.pruned_heads(model),
         num_layers=adapter.num_layers(model), min_heads=min_heads_per_layer,
     )
     validate_channel_request(channels or {}, widths=current_widths(model, adapter))
     if heads:
-        remove_heads(model, heads, mode=mode, min_heads_per_layer=min_heads_per_layer)
+        remove_heads(model, heads, mode=mode, min_heads_per_layer=min_heads_per_layer, adapter=adapter)
     if channels:
-        remove_mlp_channels(model, channels, mode=mode)
+        remove_mlp_channels(model, channels, mode=mode, adapter=adapter)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -367,14 +261,18 @@ def prune_structure(
 # ---------------------------------------------------------------------------------------------------------------------
 def block_parameter_count(model: nn.Module, adapter: ModelAdapter | None = None) -> int:
     """Parameters inside the transformer blocks (attention, MLP, norms); embeddings and the LM head excluded."""
+    from ..counting import count_parameters
+
     adapter = adapter or get_adapter(model)
-    return sum(p.numel() for p in adapter.blocks(model).parameters())
+    return count_parameters(adapter.blocks(model)).params
 
 
 def nonzero_block_parameter_count(model: nn.Module, adapter: ModelAdapter | None = None) -> int:
     """Non-zero parameters inside the blocks (what remains after mask mode)."""
+    from ..counting import count_parameters
+
     adapter = adapter or get_adapter(model)
-    return sum(int(torch.count_nonzero(p)) for p in adapter.blocks(model).parameters())
+    return count_parameters(adapter.blocks(model)).nonzero
 
 
 __all__ = [

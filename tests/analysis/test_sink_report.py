@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 def report() -> SinkReport:
     ids = text_ids(batch=2, seq=16)
     return build_sink_report(
-        planted_sink_llada(), ids, ar_model=tiny_llama_ar(), steps=6, sample_interval=2, seed=3,
+        planted_sink_llada(), ids, ar_model=tiny_llama_ar(), steps=6, sample_interval=2, seed=3, protected="first",
         generation_prompt=ids[:, :4], generation_kwargs=dict(steps=4, gen_length=4, block_length=4),
         model_name="planted", ar_model_name="ar", progress=False,
     )
@@ -36,7 +36,7 @@ def _assert_trajectories_equal(a, b):
 
 
 def test_summary_fields(report):
-    s = report.summary()
+    s = report.statistics()
     assert s["model_name"] == "planted" and s["ar_model_name"] == "ar"
     for part in ("model", "ar_baseline", "generation"):
         d = s[part]
@@ -57,12 +57,12 @@ def test_json_round_trip(report, tmp_path):
     _assert_trajectories_equal(back.trajectory, report.trajectory)
     _assert_trajectories_equal(back.ar_trajectory, report.ar_trajectory)
     _assert_trajectories_equal(back.generation, report.generation)
-    assert back.summary() == report.summary()
+    assert back.statistics() == report.statistics()
     assert back.settings == json.loads(json.dumps(report.settings))
     path = tmp_path / "report.json"
     report.to_json(path)
-    assert SinkReport.from_json(str(path)).summary() == report.summary()
-    assert json.loads(path.read_text())["summary"] == report.summary()
+    assert SinkReport.from_json(str(path)).statistics() == report.statistics()
+    assert json.loads(path.read_text())["summary"] == report.statistics()
 
 
 def test_from_json_errors(report, tmp_path):
@@ -88,6 +88,6 @@ def test_plots_write_pngs(report, tmp_path):
 
 def test_report_without_baseline():
     r = build_sink_report(planted_sink_llada(), text_ids(batch=1, seq=8), steps=2, sample_interval=1, progress=False)
-    s = r.summary()
+    s = r.statistics()
     assert s["ar_baseline"] is None and s["generation"] is None
     assert SinkReport.from_json(r.to_json()).ar_trajectory is None

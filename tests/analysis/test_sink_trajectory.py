@@ -55,10 +55,11 @@ def test_planted_moving_sink_is_tracked_exactly():
 def test_forward_process_trajectory_sink_follows_the_masks():
     model = planted_sink_llada()
     ids = text_ids(batch=3, seq=24)
-    traj = forward_process_trajectory(model, ids, steps=10, sample_interval=2, seed=7, progress=False)
+    traj = forward_process_trajectory(model, ids, steps=10, sample_interval=2, seed=7, protected="first",
+                                      progress=False)
     assert traj.steps == [2, 4, 6, 8, 10]
     assert traj.t == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
-    assert torch.all(traj.tokens[:, :, 0] == BOS_ID)  # BOS at position 0 is never masked
+    assert torch.all(traj.tokens[:, :, 0] == BOS_ID)  # protected="first": BOS at position 0 is never masked
     masked = traj.tokens == MASK_ID  # [S, b, seq]
     assert masked[-1, :, 1:].all()  # t = 1 masks everything else
     checked = 0
@@ -69,8 +70,10 @@ def test_forward_process_trajectory_sink_follows_the_masks():
                 checked += 1
     assert checked >= 12
     # seeded: the same seed gives the same noised inputs, another seed different ones
-    again = forward_process_trajectory(model, ids, steps=10, sample_interval=2, seed=7, progress=False)
-    other = forward_process_trajectory(model, ids, steps=10, sample_interval=2, seed=8, progress=False)
+    again = forward_process_trajectory(model, ids, steps=10, sample_interval=2, seed=7, protected="first",
+                                       progress=False)
+    other = forward_process_trajectory(model, ids, steps=10, sample_interval=2, seed=8, protected="first",
+                                       progress=False)
     assert torch.equal(again.tokens, traj.tokens)
     assert not torch.equal(other.tokens, traj.tokens)
     # maskable overrides the default: nothing maskable -> clean text at every step

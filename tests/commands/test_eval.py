@@ -22,6 +22,7 @@ def tiny():
     return module
 
 
+@pytest.mark.slow
 def test_eval_compare_prints_table_and_writes_json(tmp_path, tiny, capsys):
     dense, other = tiny.save_model(tmp_path / "dense", 0), tiny.save_model(tmp_path / "other", 1)
     texts = tiny.write_texts_jsonl(tmp_path / "texts.jsonl", tiny.make_texts())
@@ -40,6 +41,7 @@ def test_eval_compare_prints_table_and_writes_json(tmp_path, tiny, capsys):
     assert dense_r["speed"] == other_r["dense_speed"]  # one interleaved timing run
 
 
+@pytest.mark.slow
 def test_eval_single_model_without_speed(tmp_path, tiny, capsys):
     model = tiny.save_model(tmp_path / "m", 0)
     texts = tiny.write_texts_jsonl(tmp_path / "texts.jsonl", tiny.make_texts())

@@ -3,23 +3,20 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
+from optimum_sinkprune.assets import default_model_path
 from optimum_sinkprune.commands.cli import main
 from optimum_sinkprune.models import LLaDAConfig, LLaDAModelLM
 
-ASSET_TOKENIZER = os.path.join(os.path.dirname(__file__), "..", "..", "optimum_sinkprune", "assets", "tiny-llada")
+ASSET_TOKENIZER = default_model_path()  # raises when the shipped model is missing: a broken install, not a skip
 
 
 @pytest.fixture
 def tiny_model_dir(tmp_path):
     from transformers import AutoTokenizer
 
-    if not os.path.isfile(os.path.join(ASSET_TOKENIZER, "tokenizer.json")):
-        pytest.skip("the shipped tiny-llada tokenizer is missing")
     tokenizer = AutoTokenizer.from_pretrained(ASSET_TOKENIZER)
     config = LLaDAConfig(d_model=64, n_heads=4, n_layers=2, mlp_hidden_size=96, vocab_size=len(tokenizer),
                          embedding_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
@@ -34,6 +31,7 @@ def tiny_model_dir(tmp_path):
     return path, text
 
 
+@pytest.mark.slow
 def test_cli_prune_end_to_end(tiny_model_dir, tmp_path, capsys):
     from transformers import AutoModel
 
@@ -63,3 +61,48 @@ def test_cli_bad_input_is_a_clean_error(tiny_model_dir, tmp_path, capsys):
     assert code == 2
     assert "must be 1 - N/M" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_reproduce_command_is_the_one_builder(tiny_model_dir, tmp_path):
+    from optimum_sinkprune.configuration import SinkAwarePruningConfig
+    from optimum_sinkprune.hub.model_card import default_reproduce_command, prune_command
+
+    base, text = tiny_model_dir
+    out = tmp_path / "with space"
+    assert main(["prune", str(base), "--method", "magnitude", "--sparsity", "0.25", "--seed", "3", "--output",
+                 str(out)]) == 0
+    config = SinkAwarePruningConfig.from_pretrained(out)
+    expected = prune_command(config.to_dict(), str(base))
+    assert "--sparsity 0.25" in expected and "--seed" not in expected and "--diffusion-steps" not in expected  # weights only
+    assert str(tmp_path) not in expected  # portable: the folder's name only, never a path of this machine
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert expected in card
+    # the Python API's card gets the same command from the same builder
+    from optimum_sinkprune import SinkAwarePruner
+
+    pruner = SinkAwarePruner.from_pretrained(str(base))
+    pruner.prune(config, progress=False)
+    pruner.save_pretrained(tmp_path / "api")
+    assert expected in (tmp_path / "api" / "README.md").read_text(encoding="utf-8")
+    rebuilt = default_reproduce_command(config.to_dict(), None)
+    assert rebuilt == prune_command(config.to_dict(), "BASE_MODEL")
+    assert rebuilt.endswith("--output BASE_MODEL-magnitude") and "--data" not in rebuilt
+    assert "--data" in prune_command(config.to_dict(), "m", data=str(text))
+
+
+@pytest.mark.slow
+def test_prune_evaluate_records_measurements_in_the_card(tiny_model_dir, tmp_path, capsys):
+    import yaml
+
+    base, text = tiny_model_dir
+    out = tmp_path / "out"
+    assert main(["prune", str(base), "--method", "magnitude", "--sparsity", "0.5", "--output", str(out),
+                 "--evaluate", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "ELBO" in printed or "ppl" in printed
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "No quality or speed measurements were recorded" not in card
+    meta = yaml.safe_load(card.split("---\n")[1])
+    metrics = {m["type"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
+    assert {"perplexity", "masked_accuracy", "tokens_per_second"} <= metrics

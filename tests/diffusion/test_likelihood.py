@@ -160,3 +160,195 @@ def test_bad_arguments(tiny_llada, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         elbo_log_likelihood(tiny_llada, **args)
+
+
+# ---- the official LLaDA / Dream estimators ------------------------------------------------------------------------
+from optimum_sinkprune.diffusion import (  # noqa: E402
+    ContinuationLikelihood,
+    guided_logits,
+    official_continuation_loglikelihood,
+)
+from optimum_sinkprune.diffusion.likelihood import (  # noqa: E402
+    exact_count_mask,
+    exact_mask_counts,
+    stratified_times,
+)
+
+
+def reference_llada(model, prefix, target, *, mc_num, batch_size, cfg, seed):
+    """LLaDA's eval_llada.py loglikelihood written out step by step, on a seeded CPU generator."""
+    gen = torch.Generator().manual_seed(seed)
+    b, L = batch_size, len(target)
+    seq = torch.tensor(prefix + target)[None, :].repeat(b, 1)
+    prompt_index = torch.arange(seq.shape[1]) < len(prefix)
+    losses = []
+    for _ in range(mc_num // b):
+        k = torch.randint(1, L + 1, (), generator=gen)
+        x = torch.round(torch.linspace(float(k), k + (b - 1) * (L / b), steps=b)).long()
+        x = ((x - 1) % L) + 1
+        is_mask = torch.arange(L).repeat(b, 1) < x.unsqueeze(1)
+        for i in range(b):
+            is_mask[i] = is_mask[i][torch.randperm(L, generator=gen)]
+        is_mask = torch.cat([torch.zeros(b, len(prefix), dtype=torch.bool), is_mask], dim=1)
+        noisy = torch.where(is_mask, MASK, seq)
+        p_mask = (x / L).unsqueeze(1).repeat(1, seq.shape[1])
+        batch = noisy
+        if cfg > 0:
+            un = noisy.clone()
+            un[prompt_index.unsqueeze(0).repeat(b, 1)] = MASK
+            batch = torch.cat([noisy, un])
+        logits = model(input_ids=batch).logits.float()
+        if cfg > 0:
+            cond, uncond = torch.chunk(logits, 2, dim=0)
+            logits = uncond + (cfg + 1) * (cond - uncond)
+        loss = torch.nn.functional.cross_entropy(logits[is_mask], seq[is_mask], reduction="none") / p_mask[is_mask]
+        losses.append(loss.sum().item() / b)
+    return -sum(losses) / len(losses)
+
+
+def reference_dream(model, prefix, target, *, mc_num, batch_size, seed, eps=1e-3):
+    """Dream's eval.py `_eval_target_nll_mc` (log_type ftb, EOS already in `target`) written out step by step."""
+    gen = torch.Generator().manual_seed(seed)
+    b = batch_size
+    seq = torch.tensor(prefix + target)[None, :].repeat(b, 1)
+    n = seq.shape[1]
+    losses = []
+    for _ in range(max(mc_num // b, 1)):
+        u0 = torch.rand(1, generator=gen)
+        t = (u0 + torch.arange(b).float() / b) % 1
+        p_mask = ((1 - eps) * t + eps)[:, None].repeat(1, n)
+        mask = torch.rand((b, n), generator=gen) < p_mask
+        mask[:, 0] = False
+        mask[:, -1] = False
+        perturbed = seq.clone()
+        perturbed[:, -len(target) :] = torch.where(mask, MASK, seq)[:, -len(target) :]
+        is_mask = perturbed == MASK
+        logits = model(input_ids=perturbed).logits.float()
+        logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+        loss = torch.nn.functional.cross_entropy(logits[is_mask], seq[is_mask], reduction="none") / p_mask[is_mask]
+        losses.append(loss.sum().item() / b)
+    return -sum(losses) / len(losses)
+
+
+def _ids(seed, n, low=4, high=100):
+    return torch.randint(low, high, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+@pytest.mark.parametrize("cfg", [0.0, 0.5, 2.0])
+def test_llada_estimator_equals_the_reference(tiny_llada, randomize, cfg):
+    model = randomize(tiny_llada, seed=1)
+    prefix, target = _ids(0, 7), _ids(1, 5)
+    got = official_continuation_loglikelihood(model, prefix, target, mc_num=12, batch_size=4, cfg_scale=cfg, seed=7)
+    want = reference_llada(model, prefix, target, mc_num=12, batch_size=4, cfg=cfg, seed=7)
+    assert isinstance(got, ContinuationLikelihood)
+    assert got.logprob == pytest.approx(want, rel=1e-5, abs=1e-5)
+    assert (got.mc_num, got.batch_size, got.num_tokens, got.protocol) == (12, 4, 5, "llada")
+    again = official_continuation_loglikelihood(model, prefix, target, mc_num=12, batch_size=4, cfg_scale=cfg, seed=7)
+    assert again == got  # same seed, same value
+    other = official_continuation_loglikelihood(model, prefix, target, mc_num=12, batch_size=4, cfg_scale=cfg, seed=8)
+    assert other.logprob != got.logprob
+
+
+def test_dream_estimator_equals_the_reference(tiny_dream, randomize):
+    model = randomize(tiny_dream, seed=2)
+    prefix, target = [2] + _ids(2, 6), _ids(3, 4)
+    eos = 1
+    got = official_continuation_loglikelihood(
+        model, prefix, target, protocol="dream", mc_num=12, batch_size=4, seed=5, suffix_ids=[eos], mask_token_id=MASK
+    )
+    want = reference_dream(model, prefix, target + [eos], mc_num=12, batch_size=4, seed=5)
+    assert got.logprob == pytest.approx(want, rel=1e-5, abs=1e-5)
+    assert got.protocol == "dream" and got.num_tokens == 4
+    # Dream's count of batches: max(mc_num // batch_size, 1)
+    short = official_continuation_loglikelihood(model, prefix, target, protocol="dream", mc_num=3, batch_size=4)
+    assert short.mc_num == 4
+
+
+def test_exact_count_weighting_is_exact_on_a_known_output():
+    """Every masked token costs -log q and l masked tokens weigh L / l: each draw gives L * (-log q) exactly."""
+    q, L = 0.3, 6
+    model = KnownOutputDLM(peaked_log_probs(torch.full((10,), 7), q))
+    res = official_continuation_loglikelihood(model, [7] * 4, [7] * L, mc_num=16, batch_size=4, seed=0)
+    assert res.logprob == pytest.approx(L * math.log(q), rel=1e-6)
+    assert res.std_err == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mask_counts_are_stratified_and_masks_exact():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        counts = exact_mask_counts(5, 5, gen)
+        assert sorted(counts.tolist()) == [1, 2, 3, 4, 5]  # b = L: every count once per batch
+        mask = exact_count_mask(counts, 5, gen)
+        assert mask.sum(1).tolist() == counts.tolist()
+    counts = exact_mask_counts(3, 7, gen)
+    assert counts.min() >= 1 and counts.max() <= 3
+    t = stratified_times(4, gen)
+    gaps = torch.diff(torch.sort(t).values)
+    assert torch.all((t > 0) & (t <= 1)) and torch.allclose(gaps, torch.full((3,), 0.25), atol=1e-6)
+
+
+def test_guidance_combines_the_two_branches(tiny_llada, randomize):
+    model = randomize(tiny_llada, seed=3)
+    ids = torch.tensor([_ids(4, 9)])
+    prompt = torch.arange(9) < 4
+    plain = guided_logits(model, ids)
+    assert torch.equal(plain, model(input_ids=ids).logits.float())
+    un = ids.masked_fill(prompt, MASK)
+    expected = model(input_ids=un).logits + 1.5 * (plain - model(input_ids=un).logits)
+    got = guided_logits(model, ids, cfg_scale=0.5, prompt=prompt, mask_token_id=MASK)
+    assert torch.allclose(got, expected, atol=1e-4)
+    with pytest.raises(ValueError, match="prompt"):
+        guided_logits(model, ids, cfg_scale=0.5)
+
+
+def test_bernoulli_and_exact_count_agree_at_cfg_0_and_guidance_moves_the_value(tiny_llada, randomize):
+    """Both estimate the same ELBO (sum over l of 1/l E[masked CE] either way); guidance changes the quantity."""
+    model = randomize(tiny_llada, seed=4)
+    prefix, target = _ids(5, 6), _ids(6, 8)
+    exact = official_continuation_loglikelihood(model, prefix, target, mc_num=512, batch_size=8, seed=0)
+    seq = torch.tensor([prefix + target]).repeat(8, 1)
+    maskable = torch.zeros_like(seq, dtype=torch.bool)
+    maskable[:, len(prefix) :] = True
+    bern = elbo_log_likelihood(model, seq, mc_num=64, maskable=maskable, batch_size=8, seed=1)
+    bern_logprob, bern_se = -bern.nll_per_token * len(target), bern.nll_std_err * len(target)
+    assert 0 < exact.std_err < bern_se  # the stratified exact-count estimator has the smaller error
+    assert abs(exact.logprob - bern_logprob) <= 4 * math.hypot(exact.std_err, bern_se), (exact, bern_logprob, bern_se)
+    guided = official_continuation_loglikelihood(model, prefix, target, mc_num=512, batch_size=8, seed=0, cfg_scale=0.5)
+    assert abs(guided.logprob - exact.logprob) > 6 * math.hypot(exact.std_err, guided.std_err), (guided, exact)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(protocol="smdm"), "protocol"),
+        (dict(mc_num=0), "mc_num"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(mc_num=6, batch_size=4), "multiple of batch_size"),
+        (dict(cfg_scale=-0.5), "cfg_scale"),
+        (dict(cfg_scale=float("nan")), "cfg_scale"),
+        (dict(protocol="dream", eps=1.5), "eps"),
+        (dict(continuation_ids=[]), "continuation_ids"),
+    ],
+)
+def test_official_estimator_bad_arguments(tiny_llada, kwargs, match):
+    args = dict(context_ids=[5, 6], continuation_ids=[7, 8], mc_num=4, batch_size=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        official_continuation_loglikelihood(tiny_llada, **args)
+
+
+def test_bernoulli_estimator_rejects_negative_guidance(tiny_llada):
+    with pytest.raises(ValueError, match="cfg_scale"):
+        elbo_log_likelihood(tiny_llada, torch.ones(2, 8, dtype=torch.long), mc_num=2, cfg_scale=-1.0)
+
+
+def test_bernoulli_estimator_with_guidance_masks_the_unmaskable_positions(tiny_llada, randomize):
+    model = randomize(tiny_llada, seed=5)
+    ids = torch.tensor([_ids(7, 12)]).repeat(4, 1)
+    maskable = torch.zeros_like(ids, dtype=torch.bool)
+    maskable[:, 5:] = True
+    plain = elbo_log_likelihood(model, ids, mc_num=4, maskable=maskable, seed=0)
+    guided = elbo_log_likelihood(model, ids, mc_num=4, maskable=maskable, seed=0, cfg_scale=0.5)
+    explicit = elbo_log_likelihood(model, ids, mc_num=4, maskable=maskable, seed=0, cfg_scale=0.5, prompt=~maskable)
+    assert guided.nll_per_token != pytest.approx(plain.nll_per_token)
+    assert guided.nll_per_token == explicit.nll_per_token

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("optimum_sinkprune.pruner", reason="the pruner (another issue) is not in this checkout yet")
 pytest.importorskip("matplotlib", reason="matplotlib (plot / test extra) is needed for the benchmark plots")
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"

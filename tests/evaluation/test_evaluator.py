@@ -92,7 +92,9 @@ def test_pruned_model_result(tokenizer, texts, tiny, dense, tmp_path):
     assert r.generations[0]["output"] == tokenizer.decode(ids, skip_special_tokens=True)
     assert r.generations[0]["reference"] == p.reference
     # speed: dense and pruned timed in the same call
-    assert r.speed["repeats"] == 2 and len(r.speed["latency_ms_per_step_all"]) == 2
+    # at least the asked repeats, more (up to 3x) while the runs spread, one latency per run
+    assert 2 <= r.speed["repeats"] <= 6 and len(r.speed["latency_ms_per_step_all"]) == r.speed["repeats"]
+    assert r.speed["noisy"] == (r.speed["spread"] > 0.1)
     assert r.speedup_vs_dense == pytest.approx(
         r.dense_speed["latency_ms_per_step"] / r.speed["latency_ms_per_step"]
     )

@@ -19,8 +19,8 @@ def test_repeats_are_interleaved_and_reported(monkeypatch, tiny):
 
     monkeypatch.setattr(diffusion, "generate", recording)
     prompt = torch.tensor([[2, 40, 41, 42]])
-    out = measure_speed({"a": a, "b": b}, prompt, steps=4, gen_length=8, repeats=3, warmup=1)
-    assert calls == ["a", "b"] * 4
+    out = measure_speed({"a": a, "b": b}, prompt, steps=4, gen_length=8, repeats=3, warmup=1, max_repeats=3)
+    assert calls == ["a", "b", "b", "a"] * 2  # interleaved, who goes first alternating
     for r in out.values():
         assert r.steps == 4 and r.repeats == 3 and len(r.latency_ms_per_step_all) == 3
         assert r.latency_ms_per_step == min(r.latency_ms_per_step_all)

@@ -8,9 +8,13 @@ from huggingface_hub import ModelCard
 
 import optimum_sinkprune
 from optimum_sinkprune.hub import build_model_card, default_template_path
-from optimum_sinkprune.hub.model_card import METHODS
+from optimum_sinkprune.registry import get_method, method_names
 
 from .conftest import PRUNING_CONFIG
+
+# method -> (display name, summary, equation), from the registry
+METHODS = {name: (get_method(name).card.name, get_method(name).card.summary, get_method(name).card.equation)
+           for name in method_names()}
 
 REPORT = {"params_before": 200_000, "params_after": 200_000, "nonzero_params_before": 200_000,
           "nonzero_params_after": 100_000, "checkpoint_bytes_before": 800_000, "checkpoint_bytes_after": 800_000}
@@ -73,7 +77,7 @@ def test_only_measured_numbers():
     meta = front_matter(text)
     assert "model-index" not in meta
     assert "not measured" in text
-    assert "Not measured for this checkpoint: ELBO perplexity (lower is better), masked-token accuracy, generation " \
+    assert "Not measured for this checkpoint: ELBO perplexity bound (lower is better), masked-token accuracy, generation " \
            "speed (tokens/s)" in text
     # a NaN is not a measurement
     meta = front_matter(str(card(eval_results={"perplexity": math.nan, "masked_accuracy": 0.5})))
@@ -128,3 +132,68 @@ def test_template_ships_inside_the_package():
     if (repo / "pyproject.toml").is_file():
         assert '"*.jinja"' in (repo / "pyproject.toml").read_text()
         assert template.relative_to(repo).as_posix() in (repo / "model_cards" / "README.md").read_text()
+
+
+def _config(method, **kw):
+    from optimum_sinkprune import SinkAwarePruningConfig
+
+    return SinkAwarePruningConfig(method=method, **kw).to_dict()
+
+
+def test_only_the_hyperparameters_of_the_method_used():
+    heads = str(card(pruning_config=_config("sink_heads", target_param_reduction=0.38))).split("## Size")[0]
+    wanda = str(card(pruning_config=_config("sink_wanda", sparsity=0.5))).split("## Size")[0]
+    assert "`instability_weight`" in heads and "`sparsity`" not in heads and "`pattern`" not in heads
+    assert "`sparsity`" in wanda and "`instability_weight`" not in wanda and "`structured_mode`" not in wanda
+    assert "`dampening`" not in wanda  # SparseGPT's knob; sink_wanda does not reconstruct
+    magnitude = str(card(pruning_config=_config("magnitude", sparsity=0.5))).split("## Size")[0]
+    assert "`diffusion_steps`" not in magnitude and "`num_samples`" not in magnitude
+
+
+def test_metadata_follows_the_hub_conventions():
+    evals = {"perplexity": {"pruned": 78.48584445054647, "base": 70.1, "dataset": "held-out split"},
+             "tokens_per_second": {"pruned": 301.23456, "dataset": "held-out prompts", "unit": "tokens/s"},
+             "latency_per_step": {"pruned": 5.4321, "dataset": "held-out prompts", "unit": "ms"}}
+    c = card(pruning_config=_config("sink_wanda", sparsity=0.5, pattern="2:4"), eval_results=evals,
+             base_model="tiny-llada",
+             history=[{"method": "sink_wanda", "base_model": "tiny-llada", "calibration_data": "Salesforce/wikitext",
+                       "optimum_sinkprune": "0.1"}])
+    meta = front_matter(str(c))
+    assert meta["base_model"] == "tiny-llada"  # the embedded name when the model is not from the Hub
+    assert meta["datasets"] == ["Salesforce/wikitext"]
+    assert {"pruned", "sparse", "2:4", "diffusion-language-model"} <= set(meta["tags"])
+    assert "base_model_relation" not in meta
+    results = meta["model-index"][0]["results"]
+    values = {m["type"]: m["value"] for r in results for m in r["metrics"]}
+    assert values == {"perplexity": 78.49, "tokens_per_second": 301.2, "latency_per_step": 5.432}
+    assert all("/" in r["dataset"]["type"] and " " not in r["dataset"]["type"] for r in results)
+    names = [m["name"] for r in results for m in r["metrics"]]
+    assert "generation speed (tokens/s)" in names and "latency per denoising step (ms)" in names
+    text = str(c)
+    assert "(tokens/s) (tokens/s)" not in text and "(ELBO bound)" not in text
+
+
+def test_reproduce_command_is_portable_and_the_same_for_api_and_cli(tmp_path):
+    from optimum_sinkprune import assets
+    from optimum_sinkprune.hub.model_card import prune_command
+
+    config = _config("sink_wanda", sparsity=0.5)
+    from_path = prune_command(config, assets.default_model_path())
+    assert from_path == prune_command(config, "tiny-llada")  # the embedded folder is named by its name
+    assert from_path.startswith("sinkprune prune tiny-llada --method sink_wanda --sparsity 0.5")
+    data = tmp_path / "my texts.jsonl"
+    data.write_text('{"text": "a"}\n')
+    command = prune_command(config, str(tmp_path / "model"), data=str(data))
+    assert str(tmp_path) not in command and "--data 'my texts.jsonl'" in command
+    api = str(card(pruning_config=config, base_model=assets.default_model_path())).split("## Reproduce")[1]
+    assert from_path in api and assets.ASSETS_DIR not in api
+
+
+def test_history_of_several_steps_is_listed():
+    history = [{"method": "sink_wanda", "base_model": "tiny-llada", "calibration_data": "16 texts",
+                "optimum_sinkprune": "0.1"},
+               {"method": "sink_heads", "base_model": "tiny-llada", "calibration_data": "16 texts",
+                "optimum_sinkprune": "0.1"}]
+    text = str(card(pruning_config=_config("sink_heads", target_param_reduction=0.38), history=history))
+    assert "the last of\n2 pruning steps" in text and "starting from the dense model" not in text
+    assert "| 1 | `sink_wanda` | tiny-llada | 16 texts | 0.1 |" in text

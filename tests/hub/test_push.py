@@ -94,7 +94,8 @@ with torch.no_grad():
 
 def test_second_push_is_a_second_commit_and_removes_stale_shards(fake_hub, saved_checkpoint, tmp_path):
     push_to_hub(saved_checkpoint, "alice/tiny", token=WRITE_TOKEN)
-    assert sum(n.endswith(".safetensors") for n in fake_hub.files("alice/tiny")) == 4
+    shards = sum(n.endswith(".safetensors") for n in local_files(saved_checkpoint))
+    assert sum(n.endswith(".safetensors") for n in fake_hub.files("alice/tiny")) == shards > 1
 
     # re-pruned with another seed and saved unsharded: the old shards must not linger in the repo
     second = save_pruned_model(tiny_llada(seed=7), tmp_path / "v2", pruning_config=PRUNING_CONFIG)
@@ -313,3 +314,153 @@ def test_push_pruned_model_saves_then_pushes(fake_hub, model, tmp_path, monkeypa
     with pytest.raises(MissingTokenError):
         push_pruned_model(model, "alice/x", pruning_config=PRUNING_CONFIG)
     assert len(list(tmp_path.glob("sinkprune-push-*"))) == 1
+
+
+# ---- our messages are never rewritten by the redaction; the token never reaches the commit --------------------------
+def test_unauthorized_message_is_ours_verbatim(fake_hub, saved_checkpoint):
+    with pytest.raises(HubPushError) as info:
+        push_to_hub(saved_checkpoint, "alice/tiny", token=WRONG_TOKEN)
+    message = str(info.value)
+    assert ("check the token you gave (the token argument, or the --token option of the CLI), the HF_TOKEN "
+            "environment variable, or the login saved by `hf auth login`") in message
+    assert "***" not in message and WRONG_TOKEN not in message
+
+
+def test_server_text_quoted_in_an_error_is_scrubbed(fake_hub, saved_checkpoint):
+    """A server (or proxy) that echoes the request's token: only that quoted text is redacted."""
+    fake_hub.fail_next("POST", r"/api/repos/create", 400, body={"error": f"bad header: Bearer {WRITE_TOKEN}"})
+    with pytest.raises(HubPushError) as info:
+        push_to_hub(saved_checkpoint, "alice/tiny", token=WRITE_TOKEN)
+    full = "".join(traceback.format_exception(info.value))  # with everything chained to it
+    assert WRITE_TOKEN not in full and WRITE_TOKEN[3:] not in full and "***" in full
+    assert f"Pushing {saved_checkpoint} to alice/tiny failed" in full
+
+
+@pytest.mark.parametrize("where", ["argument", "environment"])
+def test_commit_message_quoting_the_token_is_redacted(fake_hub, saved_checkpoint, monkeypatch, caplog, where):
+    if where == "environment":
+        monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    token = WRITE_TOKEN if where == "argument" else None
+    push_to_hub(saved_checkpoint, "alice/msg", token=token, commit_message=f"pruned; pushed with {WRITE_TOKEN} ok")
+    commit = fake_hub.commits("alice/msg")[0]
+    assert commit.title == "pruned; pushed with *** ok"
+    assert WRITE_TOKEN not in commit.description and WRITE_TOKEN not in caplog.text
+
+    # a failed push: the retry command in the error quotes the redacted message
+    with pytest.raises(HubPushError) as info:
+        push_to_hub(saved_checkpoint, "alice/msg", token=WRONG_TOKEN, commit_message=f"v2 {WRONG_TOKEN}")
+    assert WRONG_TOKEN not in str(info.value) and "--commit-message 'v2 ***'" in str(info.value)
+
+
+# ---- a server that accepts the connection and never answers --------------------------------------------------------
+class SilentServer:
+    """Listens on 127.0.0.1, accepts every connection and never sends a byte."""
+
+    def __init__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted, self._held, self._stop = 0, [], threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        self.sock.close()
+
+
+def push_in_thread(limit_s: float = 60, **kwargs):
+    """Run push_to_hub in a thread and give up on it after `limit_s` (a hang fails the test instead of blocking)."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["url"] = push_to_hub(**kwargs)
+        except BaseException as err:  # examined by the test
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=limit_s)
+    assert not thread.is_alive(), "push_to_hub hung on a server that never answers"
+    return outcome
+
+
+@pytest.mark.parametrize("configure", ["argument", "environment"])
+def test_server_that_never_answers_times_out_and_is_retried(hub_env, saved_checkpoint, monkeypatch, configure):
+    from huggingface_hub.utils import get_session
+
+    slept = []
+    monkeypatch.setattr("optimum_sinkprune.hub.push._sleep", slept.append)
+    if configure == "environment":
+        monkeypatch.setenv("SINKPRUNE_HUB_TIMEOUT", "0.5,0.5")
+    before, session_timeout = tree_digest(saved_checkpoint), get_session().timeout
+    server = SilentServer()
+    try:
+        outcome = push_in_thread(folder=saved_checkpoint, repo_id="alice/tiny", token=WRITE_TOKEN,
+                                 endpoint=server.url, max_retries=2,
+                                 **({"timeout": 0.5} if configure == "argument" else {}))
+    finally:
+        server.close()
+    err = outcome.get("error")
+    assert isinstance(err, HubPushError), outcome
+    assert "did not answer in time (connect timeout 0.5 s, read timeout 0.5 s) after 3 attempt(s)" in str(err)
+    assert "SINKPRUNE_HUB_TIMEOUT" in str(err) and err.status_code is None
+    assert slept == [2.0, 4.0] and server.accepted >= 3  # retried within the back-off, one connection per attempt
+    assert tree_digest(saved_checkpoint) == before  # the local folder is intact
+    assert get_session().timeout == session_timeout  # the shared client gets its own settings back
+
+
+def test_default_timeouts_are_bounded(monkeypatch):
+    from optimum_sinkprune.hub.push import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, resolve_timeout
+
+    monkeypatch.delenv("SINKPRUNE_HUB_TIMEOUT", raising=False)
+    assert resolve_timeout() == (DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S) == (10.0, 120.0)
+    assert resolve_timeout(30) == (30.0, 30.0) and resolve_timeout((5, 60.5)) == (5.0, 60.5)
+    monkeypatch.setenv("SINKPRUNE_HUB_TIMEOUT", " 7 ")
+    assert resolve_timeout() == (7.0, 7.0) and resolve_timeout(3) == (3.0, 3.0)  # the argument wins
+
+
+@pytest.mark.parametrize("timeout, env, match", [
+    (0, None, r"timeout=0 is not a timeout: use a number of seconds > 0"),
+    (-1.5, None, r"timeout=-1.5 is not a timeout"),
+    (float("nan"), None, r"timeout=nan is not a timeout"),
+    (True, None, r"timeout=True is not a timeout"),
+    ("10", None, r"timeout='10' is not a timeout"),
+    ((1, 2, 3), None, r"timeout=\(1, 2, 3\) is not a timeout"),
+    ((1, None), None, r"timeout=\(1, None\) is not a timeout"),
+    (None, "soon", r"SINKPRUNE_HUB_TIMEOUT='soon' is not a timeout: use a number of seconds > 0"),
+    (None, "0", r"SINKPRUNE_HUB_TIMEOUT='0' is not a timeout"),
+    (None, "1,2,3", r"SINKPRUNE_HUB_TIMEOUT='1,2,3' is not a timeout"),
+    (None, "inf", r"SINKPRUNE_HUB_TIMEOUT='inf' is not a timeout"),
+])
+def test_bad_timeout_fails_before_any_request_or_file(fake_hub, saved_checkpoint, model, monkeypatch, tmp_path,
+                                                      timeout, env, match):
+    from optimum_sinkprune.hub import push_pruned_model
+
+    if env is not None:
+        monkeypatch.setenv("SINKPRUNE_HUB_TIMEOUT", env)
+    with pytest.raises(ValueError, match=match):
+        push_to_hub(saved_checkpoint, "alice/tiny", token=WRITE_TOKEN, timeout=timeout)
+    with pytest.raises(ValueError, match=match):
+        push_pruned_model(model, "alice/tiny", token=WRITE_TOKEN, timeout=timeout, pruning_config=PRUNING_CONFIG,
+                          save_directory=tmp_path / "never")
+    assert fake_hub.requests == [] and not (tmp_path / "never").exists()

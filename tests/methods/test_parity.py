@@ -61,7 +61,10 @@ def test_other_architectures_match_reference(request, randomize, fixture):
         model.config.mask_token_id = 127
     ref_model = copy.deepcopy(model)
     ids = _ids(seed=1)
-    config = SinkAwarePruningConfig(method=method, sparsity=0.5, **SMALL)
+    # the reference noises as LLaDA does (t = s/K, any position): Dream, whose own default is the paper's uniform
+    # schedule with first and last kept (tests/calibration/test_family_noise.py), is compared on that schedule
+    config = SinkAwarePruningConfig(method=method, sparsity=0.5, noise_schedule="ladder", protected_positions="none",
+                                    **SMALL)
     SinkAwarePruner(model).prune(config, ids, progress=False)
     ref_masks = reference_prune(ref_model, ids, config)
     ours = _masks_after(model)

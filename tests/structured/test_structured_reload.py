@@ -13,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from optimum_sinkprune.adapters import get_adapter
-from optimum_sinkprune.loading import register_pruned_loading
+from optimum_sinkprune.models.pruned_loading import register_pruned_loading
 from optimum_sinkprune.structured import remove_heads, remove_mlp_channels
 
 from structured_models import FACTORIES, logits, valid_heads

@@ -1,21 +1,17 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Integration: the shipped tiny DLM pruned with sink_heads to 38% fewer block parameters is smaller on disk and
-reloads with identical logits (skipped while the shipped model is not built)."""
+reloads with identical logits."""
 
-import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from optimum_sinkprune.assets import default_model_path
 from optimum_sinkprune.configuration import SinkAwarePruningConfig
 from optimum_sinkprune.structured import block_parameter_count, prune_structured
 
 
 def test_shipped_dlm_prunes_saves_and_reloads(tmp_path):
-    assets = pytest.importorskip("optimum_sinkprune.assets")
-    try:
-        path = assets.default_model_path()
-    except FileNotFoundError:
-        pytest.skip("the shipped tiny DLM is not built")
+    path = default_model_path()
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     dense_block = block_parameter_count(model)
     ids = torch.randint(4, model.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))

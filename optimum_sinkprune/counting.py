@@ -1,0 +1,67 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""The one parameter counter: parameters, zeros and bytes of a module (the pruning report, the saved checkpoint's
+card, the evaluation table and the structured budget all count with it, so their numbers agree)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class ParameterCount(NamedTuple):
+    """Counts over a module's parameters, each tensor once (tied weights are shared tensors).
+
+    Attributes:
+        params: elements.
+        zeros: elements equal to zero.
+        nbytes: bytes of the tensors in their dtype.
+    """
+
+    params: int
+    zeros: int
+    nbytes: int
+
+    @property
+    def nonzero(self) -> int:
+        return self.params - self.zeros
+
+
+def count_parameters(module: nn.Module) -> ParameterCount:
+    """Parameters, zeros and bytes of `module` (a model, a block list, one layer).
+
+    Tied weights count once. A weight offloaded by accelerate (a `meta` tensor on the module) is read through its
+    offloaded copy; other offloaded parameters (biases) are not counted, as their values are not at hand.
+
+    Args:
+        module: what to count.
+
+    Returns:
+        `ParameterCount` (a named tuple `(params, zeros, nbytes)` with a `nonzero` property).
+    """
+    from .methods import read_weight
+
+    params = zeros = nbytes = 0
+    seen: set[int] = set()
+    for sub in module.modules():
+        for name, p in sub.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            tensor = p.detach()
+            if p.device.type == "meta":
+                if name != "weight":
+                    continue
+                try:
+                    tensor = read_weight(sub)
+                except ValueError:
+                    continue
+            params += tensor.numel()
+            # count_nonzero reduces in place; (t == 0).sum() would widen a full-size bool copy to int64
+            zeros += tensor.numel() - int(torch.count_nonzero(tensor))
+            nbytes += tensor.numel() * tensor.element_size()
+    return ParameterCount(params, zeros, nbytes)
+
+
+__all__ = ["ParameterCount", "count_parameters"]

@@ -1,0 +1,163 @@
+# Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
+"""Only adapters (optimum_sinkprune/adapters/) and our model classes (optimum_sinkprune/models/) know module paths and
+attribute names. This walks every other package source file and fails on such a name used as code: an attribute
+access (`block.self_attn`), a string literal (`"q_proj"`, `"model.layers.0"`), a keyword argument
+(`intermediate_size=...`) or the name argument of getattr/setattr/hasattr/get_submodule. Docstrings and comments may
+mention the names. The forbidden names come from the adapters themselves (`ModelAdapter.known_names`), so the list
+follows what the adapters know."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import optimum_sinkprune
+from optimum_sinkprune.adapters import DreamAdapter, LLaDAAdapter, LlamaAdapter, Qwen2Adapter
+from optimum_sinkprune.adapters.registry import REGISTRY
+
+PACKAGE = Path(optimum_sinkprune.__file__).parent
+ALLOWED_DIRS = ("adapters", "models", "assets")
+# Names with an underscore that are also our own field and parameter names (`HeadGeometry.num_heads`,
+# `probe.num_heads`, a report's `layer_types`). They are still forbidden as the name argument of
+# getattr/setattr/hasattr/get_submodule, which is how code reaches into a model's modules.
+GENERIC = frozenset({"num_heads", "num_kv_heads", "layer_types"})
+REFLECTIVE_CALLS = frozenset({"getattr", "setattr", "hasattr", "delattr", "get_submodule", "get_parameter"})
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def known_names() -> dict[str, str]:
+    """{module path or attribute name: adapter method to use instead}, over every registered adapter."""
+    out: dict[str, str] = {}
+    for adapter_cls in REGISTRY._adapters:
+        for name, method in adapter_cls.known_names().items():
+            out.setdefault(name, method)
+    return out
+
+
+NAMES = known_names()
+# The adapter's own layout tables: reading them outside adapters/ is parsing module names by hand.
+ADAPTER_TABLES = {"layout": "locate(name) / projection(block, role)", "blocks_path": "locate(name) / block_name(index)"}
+LEAVES = {name: method for name, method in NAMES.items() if "." not in name}
+PATHS = {name: method for name, method in NAMES.items() if "." in name}
+# Plain words among the leaves ("mlp", "attention", "dense", "scaling", ...) read as English elsewhere; they are
+# checked as whole dotted paths and as getattr/setattr/... names, not as every attribute or word in a string.
+DISTINCT = {name: method for name, method in LEAVES.items() if "_" in name and name not in GENERIC}
+
+
+def _source_files() -> list[Path]:
+    return sorted(
+        p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in ALLOWED_DIRS
+    )
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                out.add(id(value))
+    return out
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _hits_in_text(text: str, *, every_leaf: bool) -> list[tuple[str, str]]:
+    hits = []
+    for path, method in PATHS.items():
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(path)}(?![A-Za-z0-9_])", text):
+            hits.append((path, method))
+    leaves = LEAVES if every_leaf else DISTINCT
+    for token in set(IDENTIFIER.findall(text)):
+        if token in leaves:
+            hits.append((token, leaves[token]))
+    return hits
+
+
+def violations(source: str, filename: str) -> list[str]:
+    """'filename:line: uses NAME; use adapter.METHOD instead' for every forbidden use in `source`."""
+    tree = ast.parse(source, filename=filename)
+    docstrings = _docstring_nodes(tree)
+    reflective: set[int] = set()
+    found: list[tuple[int, str, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called in REFLECTIVE_CALLS:
+                for arg in node.args[:2]:
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                        reflective.add(id(arg))
+                        found += [(arg.lineno, n, m) for n, m in _hits_in_text(arg.value, every_leaf=True)]
+            for kw in node.keywords:
+                if kw.arg in DISTINCT:
+                    found.append((node.lineno, kw.arg, DISTINCT[kw.arg]))
+        elif isinstance(node, ast.Attribute):
+            if node.attr in DISTINCT:
+                found.append((node.lineno, node.attr, DISTINCT[node.attr]))
+            if node.attr in ADAPTER_TABLES:
+                found.append((node.lineno, node.attr, ADAPTER_TABLES[node.attr]))
+            dotted = _dotted(node)
+            if dotted:
+                found += [(node.lineno, n, m) for n, m in _hits_in_text(dotted, every_leaf=False) if n in PATHS]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings and id(node) not in reflective:
+                found += [(node.lineno, n, m) for n, m in _hits_in_text(node.value, every_leaf=False)]
+    return [f"{filename}:{line}: uses {name!r}; use adapter.{method} instead"
+            for line, name, method in sorted(set(found))]
+
+
+def test_forbidden_names_come_from_every_adapter():
+    names = set(NAMES)
+    # what the adapters know today, so the walk below is not vacuous
+    assert {"self_attn", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "ff_proj",
+            "ff_out", "attn_out", "num_key_value_heads", "num_key_value_groups", "intermediate_size", "q_norm",
+            "k_norm", "clip_qkv", "model.transformer.blocks", "model.layers"} <= names
+    for adapter_cls in (LLaDAAdapter, DreamAdapter, LlamaAdapter, Qwen2Adapter):
+        assert adapter_cls in REGISTRY._adapters
+        assert adapter_cls.blocks_path in names
+        for path in adapter_cls.layout.projections.values():
+            assert set(path.split(".")) <= names
+
+
+def test_walk_finds_every_kind_of_use():
+    """The checker itself: each kind of use is reported with its line and the adapter method; docstrings are not."""
+    source = '''"""Docstrings may say q_proj and model.layers."""
+def f(block, model, geometry):
+    a = block.self_attn.q_proj
+    b = getattr(block, "k_norm", None)
+    c = model.get_submodule("model.transformer.blocks.0")
+    d = dict(intermediate_size=3)
+    e = hasattr(block, "num_heads")
+    g = geometry.num_heads
+    return "ff_out", int(name[len(adapter.blocks_path) + 1:].split(".")[0])
+'''
+    text = "\n".join(violations(source, "probe.py"))
+    assert ":3: uses 'self_attn'; use adapter.attention_module(block)" in text
+    assert ":3: uses 'q_proj'; use adapter.projection(block, role)" in text
+    assert ":4: uses 'k_norm'; use adapter.qk_postprocess(block, q, k)" in text
+    assert ":5: uses 'model.transformer.blocks'; use adapter.blocks(model)" in text
+    assert ":6: uses 'intermediate_size'; use adapter.set_mlp_width(block, width)" in text
+    assert ":7: uses 'num_heads'; use adapter.set_head_count(block, n_heads, n_kv_heads)" in text
+    assert ":9: uses 'ff_out'" in text
+    assert ":9: uses 'blocks_path'; use adapter.locate(name)" in text
+    assert ":1:" not in text and ":8:" not in text  # docstring; our own dataclass field
+
+
+@pytest.mark.parametrize("path", _source_files(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_paths_or_attribute_names_outside_adapters(path):
+    found = violations(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE.parent)))
+    assert not found, "module paths / attribute names outside adapters/ and models/:\n" + "\n".join(found)
