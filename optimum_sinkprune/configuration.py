@@ -371,16 +371,9 @@ def write_pruning_config(save_directory: str | os.PathLike, data: Mapping[str, A
     except (TypeError, ValueError) as err:
         raise ValueError(f"the pruning config must be JSON-serialisable: {err}") from err
     os.makedirs(save_directory, exist_ok=True)
-    path = os.path.join(os.fspath(save_directory), CONFIG_NAME)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    from .files import write_text_atomic
+
+    return write_text_atomic(os.path.join(os.fspath(save_directory), CONFIG_NAME), text)
 
 
 __all__ = [

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 
+from ..files import write_text_atomic
 from ..registry import method_names
 
 NAME = "reproduce"
@@ -108,14 +109,6 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(args.results, exist_ok=True)
         for name, text in (("reproduce.md", result.report()),
                            ("reproduce.json", json.dumps(result.to_dict(), indent=2) + "\n")):
-            target = os.path.join(args.results, name)
-            tmp = target + ".tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+            write_text_atomic(os.path.join(args.results, name), text)
         print(f"wrote {os.path.join(args.results, 'reproduce.md')} and reproduce.json")
     return 0
