@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .base import ALL_ROLES, BlockLayout, MissingMaskTokenError, ModelAdapter
+from .dream import QWEN2_STYLE_PROJECTIONS
 
 STACKS = ("decoder", "encoder")
 
@@ -33,15 +34,7 @@ DIFFUSION_GEMMA_LAYOUT = BlockLayout(
     mlp="mlp",
     input_norm="input_layernorm",
     post_norm="pre_feedforward_layernorm",
-    projections={
-        "q": "self_attn.q_proj",
-        "k": "self_attn.k_proj",
-        "v": "self_attn.v_proj",
-        "o": "self_attn.o_proj",
-        "gate": "mlp.gate_proj",
-        "up": "mlp.up_proj",
-        "down": "mlp.down_proj",
-    },
+    projections=dict(QWEN2_STYLE_PROJECTIONS),
 )
 
 

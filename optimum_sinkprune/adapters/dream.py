@@ -6,20 +6,23 @@ from __future__ import annotations
 from ..models.modeling_dlm_utils import rotary_cos_sin
 from .base import BlockLayout, ModelAdapter, NoiseDefaults
 
+# the Qwen2 / Llama decoder-layer projection paths, shared by the families built on that layout
+QWEN2_STYLE_PROJECTIONS = {
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj",
+    "gate": "mlp.gate_proj",
+    "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
+}
+
 QWEN2_LAYOUT = BlockLayout(
     attention="self_attn",
     mlp="mlp",
     input_norm="input_layernorm",
     post_norm="post_attention_layernorm",
-    projections={
-        "q": "self_attn.q_proj",
-        "k": "self_attn.k_proj",
-        "v": "self_attn.v_proj",
-        "o": "self_attn.o_proj",
-        "gate": "mlp.gate_proj",
-        "up": "mlp.up_proj",
-        "down": "mlp.down_proj",
-    },
+    projections=dict(QWEN2_STYLE_PROJECTIONS),
 )
 
 
