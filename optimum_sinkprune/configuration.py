@@ -91,8 +91,9 @@ class SinkAwarePruningConfig:
 
     Args:
         method (`str`): a registered method (`optimum_sinkprune.registry.method_names()`): unstructured / N:M
-            weight pruning (the default is the paper's method) or a structured method that removes attention heads
-            and MLP channels. See `docs/methods.md` and `docs/structured.md`.
+            weight pruning (the default is the paper's method), a structured method that removes attention heads
+            and MLP channels, or an expert method (`reap_experts`, `sink_experts`) that removes whole experts of a
+            mixture-of-experts model. See `docs/methods.md`, `docs/structured.md` and `docs/diffusion_gemma.md`.
         sparsity (`float`): fraction of weights to zero per pruned layer, in [0, 1).
         pattern (`str`): `"unstructured"` or `"N:M"` (keep N of every M consecutive inputs of a row); with N:M the
             sparsity must equal 1 - N/M.
@@ -114,6 +115,9 @@ class SinkAwarePruningConfig:
         target_param_reduction (`float`, *optional*), head_ratio (`float`, *optional*), mlp_ratio (`float`,
             *optional*), allocation (`str`), structured_mode (`str`), instability_weight (`float`),
             min_heads_per_layer (`int`): structured methods only (see `optimum_sinkprune.structured`).
+        expert_ratio (`float`, *optional*): expert methods only, and required by them: the share of experts removed
+            from every mixture-of-experts layer, in (0, 1) (`round(expert_ratio · num_experts)` experts go; at least
+            `top_k_experts` must remain, which `SinkAwarePruner.prune` checks on the model before calibration).
 
     Raises:
         `ValueError`: any field outside its allowed values, naming the field, the value and what is allowed. A run
@@ -155,14 +159,17 @@ class SinkAwarePruningConfig:
     structured_mode: str = "remove"
     instability_weight: float = 1.0
     min_heads_per_layer: int = 1
+    # expert methods
+    expert_ratio: float | None = None
 
     def __post_init__(self) -> None:
         get_method(self.method)  # raises naming the known methods
         check_float("sparsity", self.sparsity, 0.0, 1.0, open_high=True)
         nm = parse_pattern(self.pattern)
         if nm is not None:
-            if self.is_structured:
-                raise ValueError(f"pattern={self.pattern!r} applies to weight pruning; structured method "
+            if self.method_spec.family != "unstructured":
+                kind = "structured" if self.is_structured else "expert"
+                raise ValueError(f"pattern={self.pattern!r} applies to weight pruning; {kind} method "
                                  f"{self.method!r} needs pattern='unstructured'")
             n, m = nm
             if not math.isclose(self.sparsity, 1 - n / m, abs_tol=1e-9):
@@ -198,7 +205,7 @@ class SinkAwarePruningConfig:
         for name in ("head_ratio", "mlp_ratio"):
             if getattr(self, name) is not None:
                 check_float(name, getattr(self, name), 0.0, 1.0, open_high=True)
-        if not self.is_structured and self.sparsity == 0:
+        if self.method_spec.family == "unstructured" and self.sparsity == 0:
             raise ValueError(
                 f"sparsity={self.sparsity!r} is not allowed for method={self.method!r}: it must be a number in (0, 1); "
                 "0 removes no weight, so the run is refused rather than calibrated for no change"
@@ -216,6 +223,30 @@ class SinkAwarePruningConfig:
                 raise ValueError(f"method={self.method!r} (structured) needs target_param_reduction or "
                                  "head_ratio/mlp_ratio")
             check_budget_removes_something(self.target_param_reduction, self.head_ratio, self.mlp_ratio)
+        self._check_expert_fields()
+
+    def _check_expert_fields(self) -> None:
+        """`expert_ratio` is required by the expert methods and refused elsewhere; the expert methods take none of
+        the weight-pruning or structured selections (they remove whole experts of every layer)."""
+        from .registry import method_names
+
+        experts = method_names("experts")
+        if not self.is_expert_pruning:
+            if self.expert_ratio is not None:
+                raise ValueError(f"expert_ratio={self.expert_ratio!r} applies to the expert methods {experts}; "
+                                 f"method={self.method!r} does not use it (leave it None)")
+            return
+        if self.expert_ratio is None:
+            raise ValueError(f"method={self.method!r} (expert pruning) needs expert_ratio, the share of experts to "
+                             "remove from every layer, a number in (0, 1)")
+        check_float("expert_ratio", self.expert_ratio, 0.0, 1.0, open_low=True, open_high=True)
+        for name in ("target_param_reduction", "head_ratio", "mlp_ratio"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}={getattr(self, name)!r} applies to the structured head/channel methods; "
+                                 f"method={self.method!r} removes whole experts: give expert_ratio only")
+        if self.targets is not None or self.ignore:
+            raise ValueError(f"targets={self.targets!r} / ignore={self.ignore!r} select linear layers for weight "
+                             f"pruning; method={self.method!r} removes whole experts of every layer: leave them unset")
 
     @staticmethod
     def _check_patterns(name: str, value: Any, *, allow_none: bool) -> list[str] | None:
@@ -283,6 +314,11 @@ class SinkAwarePruningConfig:
     def is_structured(self) -> bool:
         """True for methods that remove attention heads and MLP channels (family "structured")."""
         return self.method_spec.family == "structured"
+
+    @property
+    def is_expert_pruning(self) -> bool:
+        """True for methods that remove whole experts of a mixture-of-experts model (family "experts")."""
+        return self.method_spec.family == "experts"
 
     @property
     def uses_diffusion(self) -> bool:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import time
@@ -21,8 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .adapters import ALL_ROLES, get_adapter
 from .configuration import SinkAwarePruningConfig
+from .editing import CalibrationRun, WeightEditor, select_targets
+from .editing import WeightJournal as _WeightJournal  # its name here before the quantizer shared it
 from .registry import get_method
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class PruningReport:
         sink: sink-weight statistics of the sink methods (mean σ, fraction of tokens with σ > 0.5, top positions).
         memory_estimate: the up-front estimate (bytes).
         structured: the structured methods' result (`StructuredPruningResult.to_dict()`).
+        experts: the expert methods' result (`structured.experts.ExpertPruningResult.to_dict()`).
     """
 
     method: str
@@ -69,6 +70,7 @@ class PruningReport:
     sink: dict[str, Any] | None = None
     memory_estimate: dict[str, Any] | None = None
     structured: dict[str, Any] | None = None
+    experts: dict[str, Any] | None = None
     params_before: int = 0
     nonzero_params_before: int = 0
     checkpoint_bytes_before: int = 0
@@ -97,12 +99,19 @@ class PruningReport:
         out["pruned_zeros"] = self.pruned_zeros
         # structured methods remove weights instead of zeroing them: a sparsity of the (empty) layer list would read
         # as "0% pruned"; their reduction is in `structured`
-        out["total_sparsity"] = None if self.structured is not None else self.total_sparsity
+        out["total_sparsity"] = None if self.structured is not None or self.experts is not None else self.total_sparsity
         return out
 
     def summary(self) -> str:
         """A few human-readable lines (the CLI prints them)."""
-        if self.structured:
+        if self.experts:
+            ex = self.experts
+            lines = [
+                f"method {self.method}: experts per layer {ex['num_experts_before']} -> {ex['num_experts_after']}; "
+                f"parameters {ex['params_before']:,} -> {ex['params_after']:,} "
+                f"({1 - ex['params_after'] / max(ex['params_before'], 1):.2%} removed)",
+            ]
+        elif self.structured:
             st = self.structured
             lines = [
                 f"method {self.method} ({st.get('mode', 'remove')}): block parameters {st['params_before']:,} -> "
@@ -129,108 +138,11 @@ class PruningReport:
         return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# targets
-# ------------------------------------------------------------------------------------------------------------------
-def _matches(name: str, role: str, pattern: str) -> bool:
-    return pattern == role or fnmatch.fnmatchcase(name, pattern)
-
-
-def select_targets(model: nn.Module, adapter, targets: list[str] | None, ignore: list[str]) -> dict[str, nn.Linear]:
-    """The linear layers to prune, in forward order: every block projection (or those matching `targets`, by
-    fnmatch on the full name or by role q/k/v/o/gate/up/down), minus `ignore`. Embeddings and the head never match."""
-    layers = adapter.linear_layers(model)
-    roles = {name: adapter.role_of(name) for name in layers}
-    for what, patterns in (("targets", targets or []), ("ignore", ignore)):
-        for pattern in patterns:
-            if not any(_matches(name, roles[name], pattern) for name in layers):
-                raise ValueError(f"{what} pattern {pattern!r} matches no block linear layer; roles: {list(ALL_ROLES)}, "
-                                 f"names look like {next(iter(layers), '?')!r}")
-    out = {}
-    for name, layer in layers.items():
-        if targets is not None and not any(_matches(name, roles[name], p) for p in targets):
-            continue
-        if any(_matches(name, roles[name], p) for p in ignore):
-            continue
-        out[name] = layer
-    if not out:
-        raise ValueError(f"targets={targets!r} with ignore={ignore!r} leaves no layer to prune")
-    return out
-
-
 def _parameter_counts(model: nn.Module) -> tuple[int, int, int]:
     """(parameters, zeros, bytes) over every parameter (`optimum_sinkprune.counting.count_parameters`)."""
     from .counting import count_parameters
 
     return count_parameters(model)
-
-
-class _WeightJournal:
-    """Restore copies of weights before they are modified, kept on disk (one safetensors file per layer in a private
-    temporary folder), to restore the model when a sequential run fails midway. Host memory holds at most one
-    layer's copy at a time; `close` deletes the folder.
-
-    Args:
-        enabled: keep copies at all (`restore_on_error` on a sequential method).
-        directory: where the temporary folder is made (default: the system's temporary directory).
-    """
-
-    def __init__(self, enabled: bool, directory: str | os.PathLike | None = None):
-        self.enabled = enabled
-        self._directory = directory
-        self._folder: str | None = None
-        self.saved: dict[str, tuple[nn.Linear, str]] = {}
-
-    def record(self, name: str, layer: nn.Linear) -> None:
-        from safetensors.torch import save_file
-
-        from .methods import read_weight
-
-        if not self.enabled or name in self.saved:
-            return
-        if self._folder is None:
-            import tempfile
-
-            self._folder = tempfile.mkdtemp(prefix="sinkprune-restore-", dir=self._directory)
-        path = os.path.join(self._folder, f"{len(self.saved)}.safetensors")
-        save_file({"weight": read_weight(layer).detach().to("cpu").contiguous()}, path)
-        self.saved[name] = (layer, path)
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        from safetensors.torch import load_file
-
-        from .methods import read_weight
-
-        for layer, path in self.saved.values():
-            target = read_weight(layer)
-            target.copy_(load_file(path)["weight"].to(target.device))
-        logger.warning("pruning failed; restored the %d layers already modified", len(self.saved))
-
-    def close(self) -> None:
-        """Delete the copies (after success, or after `restore`)."""
-        if self._folder is not None:
-            import shutil
-
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
-        self.saved.clear()
-
-
-@dataclass
-class _Run:
-    """A validated weight-pruning run: what `SinkAwarePruner._plan` checked, before any weight changes."""
-
-    config: SinkAwarePruningConfig
-    spec: Any
-    targets: dict[str, nn.Linear]
-    mask_token_id: int | None
-    ids: torch.Tensor | None
-    noise: Any
-    estimate: Any
-    restore_copies: bool
-    data: Any = None  # the calibration data as given (described in the pruning history)
-    zeros_before: dict[str, int] = field(default_factory=dict)  # per target, zeros before its mask was applied
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -285,7 +197,7 @@ def _record_step(model: nn.Module, config: SinkAwarePruningConfig, base_model: s
 # ------------------------------------------------------------------------------------------------------------------
 # the pruner
 # ------------------------------------------------------------------------------------------------------------------
-class SinkAwarePruner:
+class SinkAwarePruner(WeightEditor):
     """Prunes a supported model (LLaDA, Dream, MMaDA backbone; Llama/Qwen2 for AR baselines).
 
     Args:
@@ -295,9 +207,7 @@ class SinkAwarePruner:
     """
 
     def __init__(self, model: nn.Module, tokenizer=None, *, base_model: str | None = None):
-        self.model = model
-        self.adapter = get_adapter(model)
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer)
         self.base_model = base_model or getattr(getattr(model, "config", None), "_name_or_path", None) or None
         self.config: SinkAwarePruningConfig | None = None
         self.report: PruningReport | None = None
@@ -315,50 +225,6 @@ class SinkAwarePruner:
         if tokenizer is None:
             tokenizer = load_tokenizer(path, required=False)
         return cls(model, tokenizer, base_model=path)
-
-    # ---- validation ------------------------------------------------------------------------------------------------
-    def _prepare_calibration(self, config: SinkAwarePruningConfig, data: Any) -> torch.LongTensor:
-        from .calibration.data import get_calibration_dataset
-
-        max_len = self.adapter.max_length(self.model)
-        if config.seq_len > max_len:
-            raise ValueError(f"seq_len={config.seq_len} exceeds the model's maximum sequence length {max_len}")
-        ids = get_calibration_dataset(self.tokenizer, data, num_samples=config.num_samples, seq_len=config.seq_len,
-                                      seed=config.seed, model=self.model, max_length=max_len)
-        vocab = self.model.get_input_embeddings().num_embeddings
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-            raise ValueError(f"calibration token ids must lie in [0, {vocab}) (the embedding size), got "
-                             f"[{int(ids.min())}, {int(ids.max())}]")
-        return ids
-
-    def _validate(self, config: SinkAwarePruningConfig, targets: dict[str, nn.Linear]) -> int | None:
-        """Check the pattern against the targets, and resolve the mask token once (model config, then tokenizer)
-        for methods that noise their inputs: returns it (None for methods on clean inputs), for every consumer."""
-        nm = config.nm
-        if nm is not None:
-            bad = {name: t.in_features for name, t in targets.items() if t.in_features % nm[1]}
-            if bad:
-                raise ValueError(f"pattern={config.pattern!r} needs in_features divisible by {nm[1]}; not so for {bad}")
-            if get_method(config.method).reconstruct and config.block_size % nm[1]:
-                raise ValueError(f"block_size={config.block_size} must be a multiple of M={nm[1]} for "
-                                 f"pattern={config.pattern!r}")
-        from .validation import smallest_removing_sparsity, weights_removed
-
-        spec = get_method(config.method)
-        shapes = [(t.out_features, t.in_features) for t in targets.values()]
-        options = dict(per_row=spec.per_row, reconstruct=spec.reconstruct, block_size=config.block_size)
-        if not any(weights_removed(shape, config.sparsity, nm=nm, **options) for shape in shapes):
-            # a positive sparsity that rounds to no weight in any layer: refused rather than calibrated for nothing
-            smallest = min(smallest_removing_sparsity(shape, **options) for shape in shapes)
-            raise ValueError(
-                f"sparsity={config.sparsity!r} removes no weight from the {len(targets)} target layers of method "
-                f"{config.method!r} (its masks remove a floor of sparsity times each comparison group); use sparsity "
-                f">= {smallest:g} (and < 1)"
-            )
-        mask_id = None
-        if config.uses_diffusion:
-            mask_id = self.adapter.mask_token_id(self.model, self.tokenizer)
-        return mask_id
 
     # ---- pruning ---------------------------------------------------------------------------------------------------
     def prune(
@@ -389,7 +255,8 @@ class SinkAwarePruner:
 
         Raises:
             ValueError: bad config, targets, calibration data, seq_len, a model without a mask token for a
-                diffusion method — all before any weight is touched.
+                diffusion method, an expert method on a model without routed experts or with an `expert_ratio` that
+                leaves fewer than top_k experts — all before any weight is touched.
             MemoryError: the memory estimate exceeds what is available (before anything runs).
             FloatingPointError: NaN/inf in a parameter of the model (`validation.NonFiniteWeightsError`, also a
                 ValueError; names the first bad parameter, before any calibration), or NaN/inf calibration
@@ -413,64 +280,27 @@ class SinkAwarePruner:
                            "model for a single-step result", "; ".join(signs), config.method)
         if config.is_structured:
             return self._prune_structured(config, calibration_dataset, save_dir, start, before, progress)
+        if config.is_expert_pruning:
+            return self._prune_experts(config, calibration_dataset, save_dir, start, before, progress)
 
         run = self._plan(config, calibration_dataset, restore_on_error)  # validate: nothing has changed yet
+        # calibrate → score → apply, restoring the modified layers if it fails
         journal = _WeightJournal(run.restore_copies)
-        try:
-            result = self._calibrate_and_apply(run, journal, progress)  # calibrate → score → apply
-        except BaseException:
-            if journal.saved:
-                journal.restore()
-            raise
-        finally:
-            journal.close()
+        result = self._journaled(journal, lambda: self._calibrate_and_apply(run, journal, progress))
         report = self._finish(run, result, start, before)  # report
         if save_dir is not None:
             self.save_pretrained(save_dir)
         return self.model, report
 
-    def _plan(self, config: SinkAwarePruningConfig, calibration_dataset: Any, restore_on_error: bool) -> _Run:
-        """Validate everything a weight-pruning run needs, before any weight changes: the method, the targets, the
-        mask token (resolved once, with the tokenizer), the calibration ids and the memory estimate."""
-        from .calibration import engine
-        from .calibration.noise import NoiseSchedule
-
-        from .validation import check_finite_parameters
-
-        spec = get_method(config.method)
-        targets = select_targets(self.model, self.adapter, config.targets, config.ignore)
-        mask_id = self._validate(config, targets)
-        check_finite_parameters(self.model)  # NaN/inf weights are named here, not blamed on a later activation
-        ids = None if spec.order == "none" else self._prepare_calibration(config, calibration_dataset)
-        noise = NoiseSchedule.from_config(config, self.adapter) if spec.noised else None
-        restore_copies = restore_on_error and spec.order == "sequential"
-        estimate = engine.estimate_memory(self.model, self.adapter, targets, config=config,
-                                          restore_copies=restore_copies)
-        limit = int(config.memory_limit_gb * 1024**3) if config.memory_limit_gb is not None else None
-        engine.check_memory(estimate, limit_bytes=limit)
-        logger.info("pruning %d layers with %s (%s, sparsity %.2f); memory estimate %s", len(targets), config.method,
-                    config.pattern, config.sparsity, estimate.summary())
-        return _Run(config=config, spec=spec, targets=targets, mask_token_id=mask_id, ids=ids, noise=noise,
-                    estimate=estimate, restore_copies=restore_copies, data=calibration_dataset)
-
-    def _calibrate_and_apply(self, run: _Run, journal: _WeightJournal, progress: bool):
-        """The engine calibrates in the method's order and hands each layer's statistic to the scorer, which
-        applies the layer's mask (sequential order: block by block)."""
-        from .calibration import engine
-        from .methods import check_finite
+    def _calibrate_and_apply(self, run: CalibrationRun, journal: _WeightJournal, progress: bool):
+        """Each layer's statistic goes to the scorer, which applies the layer's mask."""
 
         def prune_layer(name: str, statistic: torch.Tensor | None) -> None:
             self._prune_layer(run.config, run.spec, name, run.targets[name], statistic, journal, run.zeros_before)
 
-        config = run.config
-        with torch.no_grad():
-            return engine.run_method(
-                self.model, self.adapter, run.spec, run.targets, run.ids, prune_layer=prune_layer,
-                check=check_finite, noise=run.noise, mask_token_id=run.mask_token_id, sink_alpha=config.sink_alpha,
-                sink_std=config.sink_std, batch_size=config.batch_size, progress=progress,
-            )
+        return self._calibrate(run, prune_layer, progress)
 
-    def _finish(self, run: _Run, result, start: float, before: tuple[int, int, int]) -> PruningReport:
+    def _finish(self, run: CalibrationRun, result, start: float, before: tuple[int, int, int]) -> PruningReport:
         config = run.config
         if run.noise is not None:  # record the noise the run used (None fields resolve to the family's defaults)
             config = replace(config, noise_schedule=run.noise.schedule, protected_positions=run.noise.protected)
@@ -530,6 +360,33 @@ class SinkAwarePruner:
             self.save_pretrained(save_dir)
         return self.model, report
 
+    def _prune_experts(self, config, calibration_dataset, save_dir, start, before, progress):
+        """The expert methods (`structured.experts`): validate (finite weights, a model with routed experts, a ratio
+        that keeps at least top_k of them) before calibration data is built, score on noised windows, remove."""
+        from .calibration.noise import NoiseSchedule
+        from .structured.experts import check_expert_pruning, prune_experts
+        from .validation import check_finite_parameters
+
+        check_finite_parameters(self.model)
+        check_expert_pruning(self.model, config.expert_ratio, self.adapter)
+        noise = NoiseSchedule.from_config(config, self.adapter)
+        ids = self._prepare_calibration(config, calibration_dataset)
+        result = prune_experts(self.model, ids, expert_ratio=config.expert_ratio, sink_weighted=config.method_spec.sink,
+                               noise=noise, sink_alpha=config.sink_alpha, sink_std=config.sink_std,
+                               batch_size=config.batch_size, progress=progress)
+        # record the noise the run used (None fields resolve to the family's defaults)
+        config = replace(config, noise_schedule=noise.schedule, protected_positions=noise.protected)
+        self.config = config
+        _record_step(self.model, config, self.base_model, calibration_dataset)
+        report = self._report(config, {}, start, before)
+        report.experts = result.to_dict()
+        report.calibration = {"num_samples": int(ids.shape[0]), "seq_len": int(ids.shape[1]),
+                              "forward_passes": int(result.forwards)}
+        self.report = report
+        if save_dir is not None:
+            self.save_pretrained(save_dir)
+        return self.model, report
+
     def _report(self, config, targets: dict[str, nn.Linear], start: float, before: tuple[int, int, int], *,
                 zeros_before: dict[str, int] | None = None):
         """The run's report. With `zeros_before` covering every target (unstructured pruning changed only them), the
@@ -557,13 +414,9 @@ class SinkAwarePruner:
         `sink_report_json`, `plots` are passed on to it)."""
         if self.config is None:
             raise ValueError("nothing to save yet: call prune() first")
-        save_directory = os.fspath(save_directory)
         report = self.report.to_dict() if self.report is not None else None
-        from .hub.save import save_pruned_model
-
-        return save_pruned_model(self.model, save_directory, tokenizer=self.tokenizer,
-                                 pruning_config=self.config.to_dict(), report=report, overwrite=overwrite,
-                                 base_model=self.base_model, **card_kwargs)
+        return self._save(save_directory, self.config.to_dict(), report=report, overwrite=overwrite,
+                          base_model=self.base_model, **card_kwargs)
 
     def push_to_hub(self, repo_id: str, *, save_directory: str | os.PathLike | None = None, **push_kwargs) -> str:
         """Save (atomically, with the model card) and push to the Hub via

@@ -36,7 +36,9 @@ import torch
 from torch import nn
 
 from .configuration import SinkAwarePruningConfig
+from .editing import WeightEditor, WeightJournal, select_targets
 from .methods.rtn import BITS, QuantGrid, check_group_size
+from .quantized import QUANT_CONFIG_KEY, SCALE_BUFFER, is_quantized, quantized_layers  # noqa: F401 (public here too)
 from .registry import get_method
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ QUANTIZATION_METHODS = MappingProxyType({
     "gptq": "sparsegpt",
     "sink_gptq": "sink_sparsegpt",
 })
-QUANT_CONFIG_KEY = "sink_quantization_config"
-SCALE_BUFFER = "weight_scale"  # compressed-tensors' name of a weight's scales
 
 
 @dataclass
@@ -147,26 +147,7 @@ class QuantizationReport:
         return asdict(self)
 
 
-def is_quantized(model: nn.Module) -> bool:
-    """Whether `model` already holds quantized weights: ours (`weight_scale` buffers), or loaded from a quantized
-    checkpoint (a transformers quantizer, or a `quantization_config` with quantization groups)."""
-    if getattr(model, "hf_quantizer", None) is not None:
-        return True
-    qconfig = getattr(getattr(model, "config", None), "quantization_config", None)
-    groups = qconfig.get("config_groups") if isinstance(qconfig, dict) else getattr(qconfig, "config_groups", None)
-    if groups:
-        return True
-    return any(hasattr(module, SCALE_BUFFER) for module in model.modules())
-
-
-def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The linears `SinkAwareQuantizer` quantized ({name: module}, forward order)."""
-    return {name: module for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and isinstance(getattr(module, SCALE_BUFFER, None), torch.Tensor)
-            and name}
-
-
-class SinkAwareQuantizer:
+class SinkAwareQuantizer(WeightEditor):
     """Quantizes the block linears of a supported model in place (optionally pruning them in the same sweep).
 
     Args:
@@ -175,11 +156,7 @@ class SinkAwareQuantizer:
     """
 
     def __init__(self, model: nn.Module, tokenizer=None):
-        from .adapters import get_adapter
-
-        self.model = model
-        self.adapter = get_adapter(model)
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer)
         self.config: QuantizationConfig | None = None
         self.pruning_config: SinkAwarePruningConfig | None = None
         self.report: QuantizationReport | None = None
@@ -227,8 +204,6 @@ class SinkAwareQuantizer:
                 in_features (names the layer), configs that do not compose — all before any weight changes.
             FloatingPointError: non-finite Hessians or results (names the layer); the modified layers are restored.
         """
-        from .pruner import SinkAwarePruner, _WeightJournal, select_targets
-
         if isinstance(config, dict):
             config = QuantizationConfig.from_dict(config)
         if not isinstance(config, QuantizationConfig):
@@ -254,26 +229,25 @@ class SinkAwareQuantizer:
         pruned: list[int] = []  # per layer, the joint pass's mask size
         errors: list[float] = []
         results: dict[str, torch.Tensor] = {}
-        journal = _WeightJournal(config.method != "rtn")
-        try:
+        journal = WeightJournal(config.method != "rtn")
+
+        def apply() -> None:
             if config.method == "rtn":
                 for name, layer in targets.items():
                     self._apply_rtn(name, layer, grid, errors, results)
-            else:
-                run = SinkAwarePruner(self.model, self.tokenizer)._plan(calibration, calibration_dataset, False)
-                result = self._calibrate_and_apply(run, config, pruning, grid, journal, errors, results, pruned,
-                                                   progress)
-                report.calibration = {"num_samples": int(run.ids.shape[0]), "seq_len": int(run.ids.shape[1]),
-                                      "forward_passes": int(result.forwards)}
-                report.sink = result.sink.to_dict() if result.sink is not None else None
-        except BaseException:
-            if journal.saved:
-                journal.restore()
+                return
+            run = self._plan(calibration, calibration_dataset, False)
+            result = self._calibrate_and_apply(run, config, pruning, grid, journal, errors, results, pruned,
+                                               progress)
+            report.calibration = {"num_samples": int(run.ids.shape[0]), "seq_len": int(run.ids.shape[1]),
+                                  "forward_passes": int(result.forwards)}
+            report.sink = result.sink.to_dict() if result.sink is not None else None
+
+        def undo() -> None:  # the scales of the layers written before the failure
             for name in results:
                 targets[name]._buffers.pop(SCALE_BUFFER, None)
-            raise
-        finally:
-            journal.close()
+
+        self._journaled(journal, apply, undo)
         zeros = sum(int((layer.weight == 0).sum()) for layer in targets.values())
         report.sparsity = (sum(pruned) if pruning is not None else zeros_before) / total
         report.zero_fraction = zeros / total
@@ -310,11 +284,8 @@ class SinkAwareQuantizer:
         self._write(name, layer, new_weight, scales, errors, results)
 
     def _calibrate_and_apply(self, run, config, pruning, grid, journal, errors, results, pruned, progress):
-        from .calibration import engine
-        from .methods import check_finite, read_weight
+        from .methods import read_weight
         from .methods.gptq import gptq_quantize, sparsegpt_quantize
-
-        calibration = run.config
 
         def quantize_layer(name: str, hessian: torch.Tensor) -> None:
             layer = run.targets[name]
@@ -330,12 +301,7 @@ class SinkAwareQuantizer:
             journal.record(name, layer)
             self._write(name, layer, new_weight, scales, errors, results)
 
-        with torch.no_grad():
-            return engine.run_method(
-                self.model, self.adapter, run.spec, run.targets, run.ids, prune_layer=quantize_layer,
-                check=check_finite, noise=run.noise, mask_token_id=run.mask_token_id,
-                sink_alpha=calibration.sink_alpha, sink_std=calibration.sink_std, batch_size=calibration.batch_size,
-                progress=progress)
+        return self._calibrate(run, quantize_layer, progress)
 
     # ---- saving ----------------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False,
@@ -344,15 +310,12 @@ class SinkAwareQuantizer:
         quantized layout (`save_format="quantized"`; `"dense"` stores the dequantized weights as floats)."""
         if self.config is None:
             raise ValueError("nothing to save yet: call quantize() first")
-        from .hub.save import save_pruned_model
-
         pruning = self.pruning_config.to_dict() if self.pruning_config is not None else (
             getattr(self.model.config, "sink_pruning_config", None))
         if not isinstance(pruning, dict):  # quantized only: the card names the quantization as the method
             pruning = {"method": f"{self.config.method}-int{self.config.bits}"}
         pruning = {**pruning, "quantization": self.config.to_dict()}
-        return save_pruned_model(self.model, os.fspath(save_directory), tokenizer=self.tokenizer,
-                                 pruning_config=pruning, overwrite=overwrite, save_format=save_format, **card_kwargs)
+        return self._save(save_directory, pruning, overwrite=overwrite, save_format=save_format, **card_kwargs)
 
 
 def torchao_int8_config():

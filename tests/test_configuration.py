@@ -14,6 +14,8 @@ STRUCTURED_METHODS = method_names("structured")
 
 
 def _config(method):
+    if method in method_names("experts"):
+        return SinkAwarePruningConfig(method=method, expert_ratio=0.5, num_samples=7)
     if method in STRUCTURED_METHODS:
         return SinkAwarePruningConfig(method=method, target_param_reduction=0.3, allocation="global")
     return SinkAwarePruningConfig(method=method, sparsity=0.5, pattern="2:4", targets=["q", "*.ff_out"],

@@ -184,4 +184,5 @@ def test_unregister_and_register_again():
     finally:
         register_pruned_loading()
     assert sorted(k for k, v in get_patch_mapping().items() if v.__module__ == "optimum_sinkprune.models.pruned_loading") == [
-        "^BertLayer$", "^LlamaDecoderLayer$", "^ModernBertEncoderLayer$", "^Qwen2DecoderLayer$", "^RobertaLayer$"]
+        "^BertLayer$", "^DiffusionGemmaDecoderTextLayer$", "^DiffusionGemmaEncoderTextLayer$", "^LlamaDecoderLayer$",
+        "^ModernBertEncoderLayer$", "^Qwen2DecoderLayer$", "^RobertaLayer$"]

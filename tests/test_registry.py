@@ -31,6 +31,8 @@ CARD = CardText(name="Toy method", summary="a method registered by a test")
 
 
 def _config(method: str) -> SinkAwarePruningConfig:
+    if get_method(method).family == "experts":
+        return SinkAwarePruningConfig(method=method, expert_ratio=0.5, **SMALL)
     if get_method(method).family == "structured":
         return SinkAwarePruningConfig(method=method, target_param_reduction=0.3, allocation="global", **SMALL)
     return SinkAwarePruningConfig(method=method, sparsity=0.5, pattern="2:4", **SMALL)
@@ -59,8 +61,8 @@ def test_every_method_round_trips_through_the_config(method, tmp_path):
 def test_families_partition_the_names_in_registration_order():
     names = method_names()
     assert names[:2] == ("magnitude", "wanda")  # the listing order is the import order of the catalog
-    assert set(method_names("unstructured")) | set(method_names("structured")) == set(names)
-    assert not set(method_names("unstructured")) & set(method_names("structured"))
+    families = [set(method_names(family)) for family in ("unstructured", "structured", "experts")]
+    assert set().union(*families) == set(names) and sum(map(len, families)) == len(names)
     assert len(set(names)) == len(names)
     with pytest.raises(ValueError, match=r"family='weights' is not allowed; use one of \('unstructured', "):
         method_names("weights")
@@ -107,7 +109,7 @@ def test_duplicate_registration_is_refused():
 
 @pytest.mark.parametrize("changes,match", [
     (dict(name="Toy-Method"), r"name='Toy-Method' is not allowed; use lowercase letters"),
-    (dict(family="sparse"), r"family='sparse' is not allowed; use one of \('unstructured', 'structured'\)"),
+    (dict(family="sparse"), r"family='sparse' is not allowed; use one of \('unstructured', 'structured', 'experts'\)"),
     (dict(order="parallel"), r"order='parallel' is not allowed; use one of \('none', 'dense', 'sequential'\)"),
     (dict(statistic="head_norms"), r"statistic='head_norms' is not allowed; family='unstructured' uses one of"),
     (dict(order="dense"), r"order='dense' is not allowed; order 'none' goes with statistic 'none'"),
@@ -204,3 +206,32 @@ def test_spec_defaults_follow_the_scorer_and_the_statistic():
     with pytest.raises(ValueError, match=r"order=None is not allowed; statistic='sq_norm' needs order 'dense' or "):
         MethodSpec(name="toy_defaults", statistic="sq_norm", card=CARD)
     assert not is_method("toy_defaults")
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(statistic="sq_norm"), r"statistic='sq_norm' is not allowed; family='experts' uses one of \('router_norms',\)"),
+    (dict(order="sequential"), r"order='sequential' is not allowed; expert methods score every layer on the dense"),
+    (dict(noised=False, needs_mask_token=False), r"noised=False is not allowed; expert methods read the routing"),
+    (dict(scorer=lambda inputs: None), r"expert methods are scored from statistic='router_norms' and sink"),
+    (dict(per_row=True), r"reconstruct/per_row=\(False, True\) is not allowed; these apply to unstructured"),
+])
+def test_invalid_expert_specs_are_refused_naming_the_field(changes, match):
+    fields = dict(name="toy_experts", family="experts", order="dense", statistic="router_norms", noised=True,
+                  card=CARD)
+    fields.update(changes)
+    with pytest.raises(ValueError, match=match):
+        MethodSpec(**fields)
+    assert not is_method(fields["name"])
+
+
+def test_an_expert_method_registered_at_run_time_is_accepted_by_the_config_and_the_cli():
+    register_method(MethodSpec(name="toy_experts", family="experts", order="dense", statistic="router_norms",
+                               noised=True, card=CARD))
+    try:
+        assert "toy_experts" in method_names("experts") and not is_method("toy_experts", "structured")
+        config = SinkAwarePruningConfig(method="toy_experts", expert_ratio=0.5)
+        assert config.is_expert_pruning and SinkAwarePruningConfig.from_dict(config.to_dict()) == config
+        assert _cli_parser().parse_args(["prune", "m", "--method", "toy_experts", "--output", "o"]).method == \
+            "toy_experts"
+    finally:
+        unregister_method("toy_experts")

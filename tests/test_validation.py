@@ -44,6 +44,8 @@ def _assert_unchanged(model, before):
 
 
 def _config(method: str) -> SinkAwarePruningConfig:
+    if get_method(method).family == "experts":
+        return SinkAwarePruningConfig(method=method, expert_ratio=0.5, **SMALL)
     if get_method(method).family == "structured":
         return SinkAwarePruningConfig(method=method, target_param_reduction=0.2, **SMALL)
     return SinkAwarePruningConfig(method=method, sparsity=0.5, **SMALL)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +100,9 @@ class ModelAdapter:
     qk_clip_config_key: str | None = None
     # Config key that `record_structure` writes the per-layer MLP widths to.
     mlp_widths_key: str = ""
+    # True when the family's native classes build a recorded pruned structure on reload only through the module
+    # replacements of `models.pruned_loading`: the structured removal registers them once it records a structure.
+    needs_pruned_loading: bool = False
 
     def blocks(self, model: nn.Module) -> nn.ModuleList:
         """The transformer blocks, in order."""
@@ -269,6 +273,25 @@ class ModelAdapter:
         protected (LLaDA's, also MMaDA's); families whose paper code noises differently override it (Dream)."""
         return NoiseDefaults()
 
+    def sequence_framing(self, model: nn.Module, tokenizer=None) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """The tokens that open and close every input of this family as it saw text in training (BERT family:
+        ([CLS],), ([SEP],)), or None when the family has no framing of its own (the default): inputs cut from text
+        then open with the BOS their builder's rule gives (`calibration.data.input_framing`), and the diffusion
+        sampler adds nothing to its canvas.
+
+        Args:
+            model (`nn.Module`): a model of this family (its config may name the framing ids).
+            tokenizer (*optional*): its tokenizer (asked first for the ids).
+
+        Returns:
+            `tuple[tuple[int, ...], tuple[int, ...]] | None`: (opening ids, closing ids), or None.
+        """
+        return None
+
+    def check_loaded_head(self, model: nn.Module, missing_keys) -> None:
+        """Raise when `from_pretrained` freshly initialised a head the family needs (its keys are among
+        `missing_keys`, as `output_loading_info=True` lists them); by default nothing is checked."""
+
     def block_kwargs(self, model: nn.Module, index: int, kwargs: dict) -> dict:
         """The keyword inputs of block `index`, given those block 0 received (`kwargs`): the block-sequential
         calibration records block 0's inputs once and replays them to every block. Families whose layers differ
@@ -280,6 +303,51 @@ class ModelAdapter:
         """The forward the calibration runs on token ids [b, seq] (its hooks stop it at or after the blocks); a
         family whose forward takes other inputs (an encoder context and a decoder canvas) overrides it."""
         return model(input_ids=input_ids, use_cache=False, **kwargs)
+
+    def check_calibration_ids(self, model: nn.Module, input_ids: torch.Tensor) -> None:
+        """Raise (before any calibration) when clean calibration windows [n, seq] do not suit the family; by default
+        any token ids do."""
+
+    def noise_token_id(self, model: nn.Module, tokenizer=None) -> int | None:
+        """The id the calibration noise writes at noised positions: the mask token (`mask_token_id`); None for a
+        family whose forward process draws its replacement tokens (it overrides `calibration_noise`).
+
+        Raises:
+            MissingMaskTokenError: the family noises with a mask token and neither config nor tokenizer has one.
+        """
+        return self.mask_token_id(model, tokenizer)
+
+    def calibration_noise(self, model: nn.Module, samples: torch.Tensor, schedule, token_id: int | None, *,
+                          batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The noised calibration windows of clean `samples` [n, seq] at `schedule`'s steps: `(noisy [n, steps,
+        seq], t [n, steps])` on CPU. By default the masked-diffusion forward process (`NoiseSchedule.noised`);
+        families with another forward process (block diffusion: only the canvas is noised) override it.
+
+        Args:
+            schedule (`NoiseSchedule`): steps, t, protected positions and seed.
+            token_id (`int`): what `noise_token_id` returned.
+            batch_size (`int`): the forwards' batch size (the "uniform" schedule's stratification reads it).
+
+        Raises:
+            ValueError: no mask token was given.
+        """
+        if token_id is None:
+            raise ValueError(f"{self.name} calibration noise writes the mask token: give a noise schedule and "
+                             "mask_token_id (got mask_token_id=None)")
+        return schedule.noised(samples, token_id, batch_size=batch_size)
+
+    def observation_context(self, model: nn.Module, modules) -> AbstractContextManager:
+        """A context manager the calibration pipeline holds while observers' input hooks on `modules` are active:
+        it makes the forward reach observed modules the model does not call itself (a MoE adapter replays each
+        expert's routed tokens through its per-expert views). By default every observed module is called by the
+        forward: nothing to do."""
+        return nullcontext()
+
+    def observed_positions(self, model: nn.Module, seq_len: int) -> slice:
+        """The positions of a calibration window [seq_len] whose activations the blocks' hooks see (and which the
+        sink weights σ weight): every one by default; a decoder that denoises only the window's last canvas sees
+        those."""
+        return slice(0, seq_len)
 
     def check_structured_support(self, model: nn.Module) -> None:
         """Raise (before any change) when structured pruning does not support this family; every family with
@@ -348,6 +416,11 @@ class ModelAdapter:
 
     def original_num_kv_heads(self, model: nn.Module) -> int:
         return self.config_num_kv_heads(model.config)
+
+    def layer_head_geometry(self, model: nn.Module, layer: int) -> tuple[int, int, int]:
+        """(query heads, kv heads, head size) of `layer` in the unpruned model: the same for every layer unless a
+        family mixes layer kinds (DiffusionGemma's sliding and full-attention layers)."""
+        return self.original_num_heads(model), self.original_num_kv_heads(model), self.head_dim(model)
 
     def num_heads(self, model: nn.Module, layer: int) -> int:
         """Query heads currently present in `layer` (after any structured pruning)."""

@@ -152,12 +152,17 @@ class _MaskedLMAdapter(ModelAdapter):
     is_diffusion = True
     is_causal = False
     shifts_logits = False
+    auto_model_class = "AutoModelForMaskedLM"
+    # the MLP modules keep no width attribute: their width is their projections' shape
+    mlp_width_attributes = ()
     # Norm placement: "post" (LayerNorm(x + sublayer(x)), BERT/RoBERTa) or "pre" (ModernBERT).
     norm_placement = "pre"
     mlp_gated = True
     # Native config classes validate their global shape fields, so per-layer MLP widths go into this extra key,
     # read by the native-class reload patch (optimum_sinkprune.models.pruned_loading).
     mlp_widths_key = "intermediate_sizes"
+    # the native classes read that record only through the module replacements (see `ModelAdapter`)
+    needs_pruned_loading = True
     # The masked-LM head, relative to the model (its presence tells a masked LM from an encoder without one), the
     # encoder's attribute on the head model, and the class to load the checkpoint with.
     mlm_head_path = ""
@@ -210,14 +215,6 @@ class _MaskedLMAdapter(ModelAdapter):
                 + f" (freshly initialised, not in the checkpoint: {missing[:4]}{' ...' if len(missing) > 4 else ''})"
             )
 
-    def record_structure(self, model: nn.Module, pruned_heads: dict[int, list[int]], mlp_widths: list[int]) -> None:
-        """Record the structure (`pruned_heads`, `intermediate_sizes`), and make native reloads in this process build
-        the pruned shapes: the native classes read the record only through the module replacements."""
-        super().record_structure(model, pruned_heads, mlp_widths)
-        from ..models.pruned_loading import register_pruned_loading
-
-        register_pruned_loading()
-
     def framing_token_ids(self, model: nn.Module, tokenizer=None) -> tuple[int, int]:
         """The ([CLS], [SEP]) ids that open and close a sequence (RoBERTa: <s>, </s>): the tokenizer's
         `cls_token_id` / `sep_token_id` (else its BOS / EOS), else the config's.
@@ -239,9 +236,20 @@ class _MaskedLMAdapter(ModelAdapter):
             raise ValueError(
                 f"{self.name} framing needs the [CLS] and [SEP] ids: looked for cls_token_id/bos_token_id and "
                 f"sep_token_id/eos_token_id on the tokenizer ({given}) and the model config "
-                f"({type(model.config).__name__}); set them"
+                f"({type(model.config).__name__}); pass the model's tokenizer, or set config.cls_token_id and "
+                f"config.sep_token_id"
             )
         return cls_id, sep_id
+
+    def sequence_framing(self, model: nn.Module, tokenizer=None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(([CLS],), ([SEP],)): every input opens with [CLS] and closes with [SEP] (RoBERTa: <s> … </s>), as in
+        pretraining; windows cut from text and the sampler's canvas are framed so (`framing_token_ids`).
+
+        Raises:
+            `ValueError`: neither the tokenizer nor the config names the [CLS] / [SEP] ids.
+        """
+        cls_id, sep_id = self.framing_token_ids(model, tokenizer)
+        return (cls_id,), (sep_id,)
 
     def frame(self, model: nn.Module, input_ids: torch.Tensor, tokenizer=None) -> torch.Tensor:
         """Windows [n, seq] cut from a token stream, framed as the model saw text in pretraining: [CLS] at position 0
@@ -254,7 +262,7 @@ class _MaskedLMAdapter(ModelAdapter):
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] < 3:
             shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
             raise ValueError(f"input_ids must be [n, seq] token ids with seq >= 3 to frame, got {shape}")
-        cls_id, sep_id = self.framing_token_ids(model, tokenizer)
+        (cls_id,), (sep_id,) = self.sequence_framing(model, tokenizer)
         out = input_ids.clone()
         out[:, 0] = cls_id
         out[:, -1] = sep_id
@@ -318,13 +326,11 @@ class BertAdapter(_MaskedLMAdapter):
 
     name = "bert"
     model_types = ("bert",)
-    auto_model_class = "AutoModelForMaskedLM"
     blocks_path = "bert.encoder.layer"
     layout = BERT_LAYOUT
     norm_placement = "post"
     mlp_gated = False
     head_count_attributes = (("num_attention_heads", "heads"),)
-    mlp_width_attributes = ()
     head_width_attribute = "all_head_size"  # heads · head size, kept in step with the head count
     mlm_head_path = "cls.predictions"
     mlm_head_description = "BertOnlyMLMHead: dense + GELU + LayerNorm, decoder tied to the word embeddings"
@@ -385,7 +391,6 @@ class RobertaAdapter(BertAdapter):
 
     name = "roberta"
     model_types = ("roberta",)
-    auto_model_class = "AutoModelForMaskedLM"
     blocks_path = "roberta.encoder.layer"
     mlm_head_path = "lm_head"
     mlm_head_description = "RobertaLMHead: dense + GELU + LayerNorm, decoder tied to the word embeddings"
@@ -429,13 +434,11 @@ class ModernBertAdapter(_MaskedLMAdapter):
 
     name = "modernbert"
     model_types = ("modernbert",)
-    auto_model_class = "AutoModelForMaskedLM"
     blocks_path = "model.layers"
     layout = MODERNBERT_LAYOUT
     norm_placement = "pre"
     mlp_gated = True
     head_count_attributes = ()  # the attention infers its head count from Wqkv's shape
-    mlp_width_attributes = ()
     mlm_head_path = "head"
     mlm_head_description = "ModernBertPredictionHead (dense + activation + LayerNorm) followed by `decoder`"
     base_model_attribute = "model"
@@ -494,8 +497,7 @@ class ModernBertAdapter(_MaskedLMAdapter):
         new_widths = tuple(len(keep) if j == index else w for j, w in enumerate(widths))
         if len(set(new_widths)) > 1:  # mid-surgery: the other parts follow
             setattr(new, _PART_WIDTHS, new_widths)
-        parent_path, _, attr = path.rpartition(".")
-        setattr(block.get_submodule(parent_path), attr, new)
+        self.replace_packed(block, path, new)
         return PackedRows(new, *part_bounds(new_widths, index))
 
     def zero_projection(self, block, role, *, rows=None, cols=None) -> None:
@@ -539,21 +541,27 @@ class ModernBertAdapter(_MaskedLMAdapter):
             down = self.projection(block, "down")
             self.replace_projection(block, "down", linear_like(down, mlp_width, hidden_size))
 
+    @staticmethod
+    def _settle_part_widths(linear: nn.Linear) -> None:
+        # a finished surgery leaves equal part widths behind: the even split of the rows holds again
+        if hasattr(linear, _PART_WIDTHS) and len(set(getattr(linear, _PART_WIDTHS))) == 1:
+            delattr(linear, _PART_WIDTHS)
+
     def set_head_count(self, block: nn.Module, n_heads: int, n_kv_heads: int) -> None:
-        # shape-inferred head count; a finished surgery leaves equal q/k/v widths behind
-        wqkv = block.get_submodule("attn.Wqkv")
-        if hasattr(wqkv, _PART_WIDTHS) and len(set(getattr(wqkv, _PART_WIDTHS))) == 1:
-            delattr(wqkv, _PART_WIDTHS)
+        # shape-inferred head count: only the packed layer's part widths to settle
+        self._settle_part_widths(block.get_submodule("attn.Wqkv"))
 
     def set_mlp_width(self, block: nn.Module, width: int) -> None:
-        wi = block.get_submodule("mlp.Wi")
-        if hasattr(wi, _PART_WIDTHS) and len(set(getattr(wi, _PART_WIDTHS))) == 1:
-            delattr(wi, _PART_WIDTHS)
+        self._settle_part_widths(block.get_submodule("mlp.Wi"))
 
     # ---- positions -------------------------------------------------------------------------------------------------
     def layer_types(self, model: nn.Module) -> list[str]:
         """"full_attention" / "sliding_attention" per layer."""
         return list(model.config.layer_types)
+
+    def _rotary(self, model: nn.Module) -> nn.Module:
+        # one rotary module beside the layers, holding a table per attention kind
+        return model.get_submodule(self.blocks_path.rpartition(".")[0] + ".rotary_emb")
 
     def rotary_cos_sin(self, model, position_ids, dtype):
         """cos/sin of the full-attention layers' rotary, when every layer is one (the projection-hook capture applies
@@ -569,9 +577,8 @@ class ModernBertAdapter(_MaskedLMAdapter):
                 f"{type(model).__name__} mixes layer types {sorted(kinds)} (sliding-window layers have their own "
                 "rotary base and window); the projection-hook capture cannot reproduce them: use method='interface'"
             )
-        rotary = model.get_submodule(self.blocks_path.rpartition(".")[0] + ".rotary_emb")
         dummy = torch.empty(0, dtype=dtype, device=position_ids.device)
-        cos, sin = rotary(dummy, position_ids, "full_attention")
+        cos, sin = self._rotary(model)(dummy, position_ids, "full_attention")
         return cos.to(torch.float32), sin.to(torch.float32)
 
     def block_kwargs(self, model: nn.Module, index: int, kwargs: dict) -> dict:
@@ -602,9 +609,9 @@ class ModernBertAdapter(_MaskedLMAdapter):
                  else create_bidirectional_mask)
         new_mask = build(config=model.config, inputs_embeds=like,
                          attention_mask=padding.to(cos.device) if padding is not None else None)
-        rotary = model.get_submodule(self.blocks_path.rpartition(".")[0] + ".rotary_emb")
         positions = torch.arange(cos.shape[1], device=cos.device)[None]
-        return {**kwargs, "attention_mask": new_mask, "position_embeddings": rotary(cos, positions, kinds[index])}
+        return {**kwargs, "attention_mask": new_mask,
+                "position_embeddings": self._rotary(model)(cos, positions, kinds[index])}
 
     def attention_scaling(self, block: nn.Module, head_dim: int) -> float:
         return float(head_dim) ** -0.5

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from ..models.modeling_dlm_utils import rotary_cos_sin
 from .base import BlockLayout, ModelAdapter, NoiseDefaults
 
 # the Qwen2 / Llama decoder-layer projection paths, shared by the families built on that layout
@@ -17,13 +16,15 @@ QWEN2_STYLE_PROJECTIONS = {
     "down": "mlp.down_proj",
 }
 
-QWEN2_LAYOUT = BlockLayout(
-    attention="self_attn",
-    mlp="mlp",
-    input_norm="input_layernorm",
-    post_norm="post_attention_layernorm",
-    projections=dict(QWEN2_STYLE_PROJECTIONS),
-)
+
+def qwen2_style_layout(post_norm: str = "post_attention_layernorm") -> BlockLayout:
+    """The Qwen2 / Llama decoder-layer layout; `post_norm` names the norm in front of the MLP, where families built
+    on that layout differ."""
+    return BlockLayout(attention="self_attn", mlp="mlp", input_norm="input_layernorm", post_norm=post_norm,
+                       projections=dict(QWEN2_STYLE_PROJECTIONS))
+
+
+QWEN2_LAYOUT = qwen2_style_layout()
 
 
 class DreamAdapter(ModelAdapter):
@@ -43,4 +44,7 @@ class DreamAdapter(ModelAdapter):
         return NoiseDefaults(schedule="uniform", protected="first_last")
 
     def rotary_cos_sin(self, model, position_ids, dtype):
+        # imported here: the model package imports transformers and registers it, which imports the adapters
+        from ..models.modeling_dlm_utils import rotary_cos_sin
+
         return rotary_cos_sin(position_ids, self.head_dim(model), float(model.config.rope_theta), dtype)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from ..models.modeling_dlm_utils import rotary_cos_sin
 from .base import BlockLayout, ModelAdapter
 
 
@@ -46,6 +45,9 @@ class LLaDAAdapter(ModelAdapter):
         return int(getattr(config, "n_kv_heads", None) or config.n_heads)
 
     def rotary_cos_sin(self, model, position_ids, dtype):
+        # imported here: the model package imports transformers and registers it, which imports the adapters
+        from ..models.modeling_dlm_utils import rotary_cos_sin
+
         config = model.config
         if not getattr(config, "rope", True):
             return None

@@ -20,6 +20,8 @@ class LlamaAdapter(ModelAdapter):
     # Native config classes validate their global shape fields strictly, so the pruned structure goes into extra
     # keys that the native-class reload patch reads (optimum_sinkprune.models.pruned_loading).
     mlp_widths_key = "intermediate_sizes"
+    # the native classes read that record only through the module replacements (see `ModelAdapter`)
+    needs_pruned_loading = True
 
     def rotary_cos_sin(self, model, position_ids, dtype):
         # Use the model's own rotary module so any rope scaling it was configured with is honoured.
@@ -32,15 +34,6 @@ class LlamaAdapter(ModelAdapter):
         """MLP width of `layer_idx` in a native config: the recorded per-layer width, else the global one."""
         sizes = getattr(config, self.mlp_widths_key, None)
         return int(sizes[layer_idx]) if sizes is not None else int(config.intermediate_size)
-
-
-    def record_structure(self, model, pruned_heads, mlp_widths) -> None:
-        """Record the structure, and make native reloads (`from_pretrained` / `from_config`) in this process build the
-        pruned shapes: the native classes read the record only through the module replacements."""
-        super().record_structure(model, pruned_heads, mlp_widths)
-        from ..models.pruned_loading import register_pruned_loading
-
-        register_pruned_loading()
 
 
 class Qwen2Adapter(LlamaAdapter):

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..adapters import get_adapter
-from ..calibration.attention import AttentionMassProbe
+from ..calibration.attention import AttentionMassProbe, right_align
 from ..calibration.noise import NoiseSchedule
 from ..diffusion.block_diffusion import noise_canvases
 from .statistics import dominant_positions, position_range, position_variance
@@ -45,21 +45,6 @@ class _LayerMassProbe(AttentionMassProbe):
     def layer_masses(self) -> dict[int, torch.Tensor]:
         """{layer: float32 [batch, heads, keys of that layer]} of the latest forward."""
         return dict(self._collect())
-
-
-def right_align(mass: torch.Tensor, width: int) -> torch.Tensor:
-    """Place per-key mass [..., k] at the last k of `width` positions (a sliding layer's keys are the most recent
-    ones); positions before get 0. Pure.
-
-    Raises:
-        ValueError: more keys than `width`.
-    """
-    k = mass.shape[-1]
-    if k > width:
-        raise ValueError(f"a layer attended to {k} keys, more than the {width} context and canvas positions")
-    if k == width:
-        return mass
-    return torch.cat([mass.new_zeros(*mass.shape[:-1], width - k), mass], dim=-1)
 
 
 @dataclass
@@ -143,6 +128,18 @@ class BlockDiffusionSinkProfile:
         }
 
 
+def _block_diffusion_adapter(model: nn.Module, batch_size: int | None, *, what: str):
+    """The adapter of `model`, checked up front: an encoder/decoder block-diffusion family (`what` names the analysis
+    in the error) and, unless None, a positive int `batch_size`."""
+    adapter = get_adapter(model)
+    if not (hasattr(adapter, "split_window") and hasattr(adapter, "stack_blocks")):
+        raise ValueError(f"{what} needs an encoder/decoder block-diffusion model "
+                         f"(supported: diffusion_gemma), got model_type={getattr(model.config, 'model_type', None)!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size={batch_size!r} is not allowed; it must be a positive int")
+    return adapter
+
+
 @torch.no_grad()
 def forward_process_sink_profile(
     model: nn.Module,
@@ -169,12 +166,7 @@ def forward_process_sink_profile(
         ValueError: a model without block-diffusion stacks, windows not longer than the canvas, image tokens in
             `input_ids`, a bad batch size — before anything runs.
     """
-    adapter = get_adapter(model)
-    if not hasattr(adapter, "split_window"):
-        raise ValueError(f"the block-diffusion sink profile needs an encoder/decoder block-diffusion model "
-                         f"(supported: diffusion_gemma), got model_type={getattr(model.config, 'model_type', None)!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is not allowed; it must be a positive int")
+    adapter = _block_diffusion_adapter(model, batch_size, what="the block-diffusion sink profile")
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
         raise ValueError("input_ids must be a [n, seq] tensor of token ids")
     adapter.check_text_ids(model, input_ids)
@@ -237,12 +229,7 @@ def encoder_attention_mass(model: nn.Module, input_ids: torch.Tensor, *, batch_s
     Raises:
         ValueError: a model without block-diffusion stacks, image tokens, a bad batch size.
     """
-    adapter = get_adapter(model)
-    if not hasattr(adapter, "stack_blocks"):
-        raise ValueError(f"the encoder attention mass needs an encoder/decoder block-diffusion model "
-                         f"(supported: diffusion_gemma), got model_type={getattr(model.config, 'model_type', None)!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is not allowed; it must be a positive int")
+    adapter = _block_diffusion_adapter(model, batch_size, what="the encoder attention mass")
     adapter.check_text_ids(model, input_ids)
     view = _StackView(adapter, model, "encoder")
     device = model.get_input_embeddings().weight.device
@@ -378,10 +365,7 @@ def generation_sink_trajectory(
     Raises:
         ValueError: a model without block-diffusion stacks, or image tokens in `input_ids`.
     """
-    adapter = get_adapter(model)
-    if not hasattr(adapter, "stack_blocks"):
-        raise ValueError(f"the generation sink trajectory needs an encoder/decoder block-diffusion model "
-                         f"(supported: diffusion_gemma), got model_type={getattr(model.config, 'model_type', None)!r}")
+    adapter = _block_diffusion_adapter(model, None, what="the generation sink trajectory")
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
         raise ValueError("input_ids must be a [batch, prompt] tensor of token ids")
     adapter.check_text_ids(model, input_ids)

@@ -57,10 +57,17 @@ def _head_ticks(ax, num_heads: int) -> None:
     ax.tick_params(axis="y", labelsize=7)
 
 
-def _check_sample(traj: SinkTrajectory, sample: int) -> None:
-    batch = int(traj.dominant.shape[1])
-    if not 0 <= sample < batch:
-        raise ValueError(f"sample={sample} is out of range for a trajectory of {batch} samples")
+def _series(report: SinkReport, *, sample: int | None = None) -> list[tuple[str, SinkTrajectory]]:
+    """(name, trajectory) of the analysed model, then of the AR baseline when the report has one; with `sample`,
+    raise `ValueError` unless every trajectory holds that sample."""
+    series = [(report.model_name, report.trajectory)]
+    if report.ar_trajectory is not None:
+        series.append((f"AR: {report.ar_model_name}", report.ar_trajectory))
+    for _, traj in series:
+        batch = int(traj.dominant.shape[1])
+        if sample is not None and not 0 <= sample < batch:
+            raise ValueError(f"sample={sample} is out of range for a trajectory of {batch} samples")
+    return series
 
 
 def plot_sink_heatmap(report: SinkReport, path: str | os.PathLike, *, sample: int = 0) -> str:
@@ -70,11 +77,7 @@ def plot_sink_heatmap(report: SinkReport, path: str | os.PathLike, *, sample: in
     Returns:
         `str`: the PNG path.
     """
-    rows = [(report.model_name, report.trajectory)]
-    if report.ar_trajectory is not None:
-        rows.append((f"AR: {report.ar_model_name}", report.ar_trajectory))
-    for _, traj in rows:
-        _check_sample(traj, sample)
+    rows = _series(report, sample=sample)
     layers = max(t.num_layers for _, t in rows)
     fig = _figure(3.2 * layers + 1.0, 3.2 * len(rows) + 0.9)
     fig.subplots_adjust(hspace=0.75, top=0.88 if len(rows) > 1 else 0.8)
@@ -108,9 +111,7 @@ def plot_variance_distribution(report: SinkReport, path: str | os.PathLike) -> s
     Returns:
         `str`: the PNG path.
     """
-    series = [(report.model_name, report.trajectory)]
-    if report.ar_trajectory is not None:
-        series.append((f"AR: {report.ar_model_name}", report.ar_trajectory))
+    series = _series(report)
     values = []
     for _, traj in series:
         v = traj.per_head_position_variance()
@@ -135,11 +136,7 @@ def plot_mass_profiles(report: SinkReport, path: str | os.PathLike, *, sample: i
     Returns:
         `str`: the PNG path.
     """
-    series = [(report.model_name, report.trajectory)]
-    if report.ar_trajectory is not None:
-        series.append((f"AR: {report.ar_model_name}", report.ar_trajectory))
-    for _, traj in series:
-        _check_sample(traj, sample)
+    series = _series(report, sample=sample)
     fig = _figure(7.0, 2.8 * len(series) + 0.4)
     batch = int(report.trajectory.dominant.shape[1])
     fig.suptitle(f"Attention mass received per position at early / middle / late steps (sample {sample} of {batch})",

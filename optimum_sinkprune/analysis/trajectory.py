@@ -408,22 +408,19 @@ def generation_trajectory(
             f"(model_type={model.config.model_type!r}) is autoregressive"
         )
     _positive_int("sample_interval", sample_interval)
-    for reserved in ("return_trajectory", "progress"):
+    for reserved in ("return_trajectory", "progress", "keep_framing"):
         if reserved in sampler_kwargs:
             raise ValueError(f"{reserved} is set by generation_trajectory; do not pass it")
     mask_token_id = sampler_kwargs.get("mask_token_id")
     if mask_token_id is None:
         mask_token_id = adapter.mask_token_id(model)
-    out = generate(model, prompt, return_trajectory=True, progress=progress, **sampler_kwargs)
+    # the canvases as the model saw them: with the family's framing (BERT: [CLS] … [SEP]) where the sampler added it
+    out = generate(model, prompt, return_trajectory=True, progress=progress, keep_framing=True, **sampler_kwargs)
     total = out.steps_taken
     idx = list(range(0, len(out.trajectory), sample_interval))
     if idx[-1] != len(out.trajectory) - 1:
         idx.append(len(out.trajectory) - 1)
-    prompt_mask = sampler_kwargs.get("attention_mask")
-    full_mask = None
-    if prompt_mask is not None:
-        gen_len = out.trajectory[0].shape[1] - prompt.shape[1]
-        full_mask = torch.cat([prompt_mask.cpu(), torch.ones(prompt.shape[0], gen_len, dtype=prompt_mask.dtype)], 1)
+    full_mask = out.attention_mask
     device = next(model.parameters()).device
     inputs = [out.trajectory[i].to(device) for i in idx]
     return trajectory_from_inputs(

@@ -3,6 +3,9 @@
 
 * `tiny-llada/`: a ~5.5M-parameter LLaDA masked-diffusion LM (the default model of the examples, tests and CLI).
 * `tiny-llama-ar/`: a `LlamaForCausalLM` of the same shape, trained on the same data (the autoregressive baseline).
+* `tiny-minilm-dlm/`: a 22.7M-parameter `BertForMaskedLM` masked-diffusion LM adapted from the pretrained MiniLM-L6
+  encoder of sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) by `scripts/train_minilm_dlm.py`: a testbed with
+  real attention sinks.
 * `data/heldout.jsonl`: held-out documents (KJV chapters and Shakespeare scenes never seen in training).
 * `data/calibration.jsonl`: ~600-character passages from the train split, for pruning calibration.
 
@@ -18,8 +21,16 @@ ASSETS_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(ASSETS_DIR, "data")
 DEFAULT_MODEL_DIR = os.path.join(ASSETS_DIR, "tiny-llada")
 DEFAULT_AR_MODEL_DIR = os.path.join(ASSETS_DIR, "tiny-llama-ar")
+MINILM_MODEL_DIR = os.path.join(ASSETS_DIR, "tiny-minilm-dlm")
+# the embedded models by name (usable wherever a model id is accepted) -> (folder, what it is)
+EMBEDDED_MODELS = {
+    "tiny-llada": ("tiny-llada", "default diffusion model"),
+    "tiny-llama-ar": ("tiny-llama-ar", "autoregressive baseline"),
+    "tiny-minilm-dlm": ("tiny-minilm-dlm", "MiniLM masked-diffusion model"),
+}
 HELDOUT_FILE = os.path.join(DATA_DIR, "heldout.jsonl")
 CALIBRATION_FILE = os.path.join(DATA_DIR, "calibration.jsonl")
+TEXT_SPLITS = ("held-out", "calibration")  # load_texts(split): HELDOUT_FILE, CALIBRATION_FILE
 
 _REBUILD_HINT = (
     "The packaged assets are missing or incomplete; reinstall optimum-sinkprune, or rebuild them from a source "
@@ -31,11 +42,16 @@ __all__ = [
     "CALIBRATION_FILE",
     "DEFAULT_AR_MODEL_DIR",
     "DEFAULT_MODEL_DIR",
+    "EMBEDDED_MODELS",
+    "MINILM_MODEL_DIR",
     "HELDOUT_FILE",
+    "TEXT_SPLITS",
     "default_ar_model_path",
     "default_model_path",
+    "embedded_model_path",
     "load_calibration_texts",
     "load_heldout_texts",
+    "load_texts",
 ]
 
 
@@ -45,6 +61,26 @@ def _model_path(path: str, what: str) -> str:
     if missing:
         raise FileNotFoundError(f"The shipped {what} at {path} lacks {', '.join(missing)}. {_REBUILD_HINT}")
     return path
+
+
+def embedded_model_path(name: str) -> str:
+    """Folder of an embedded model by name (`"tiny-llada"`, `"tiny-llama-ar"`, `"tiny-minilm-dlm"`).
+
+    Args:
+        name (`str`): one of `EMBEDDED_MODELS`.
+
+    Returns:
+        `str`: absolute path of the model folder.
+
+    Raises:
+        `ValueError`: an unknown name.
+        `FileNotFoundError`: the folder, its weights, config or tokenizer is missing.
+    """
+    if name not in EMBEDDED_MODELS:
+        raise ValueError(f"name must be one of the embedded models {sorted(EMBEDDED_MODELS)}, got {name!r}")
+    folder, what = EMBEDDED_MODELS[name]
+    path = {"tiny-llada": DEFAULT_MODEL_DIR, "tiny-llama-ar": DEFAULT_AR_MODEL_DIR}.get(name)
+    return _model_path(path or os.path.join(ASSETS_DIR, folder), what)
 
 
 def default_model_path() -> str:
@@ -81,41 +117,35 @@ def default_ar_model_path() -> str:
     return _model_path(DEFAULT_AR_MODEL_DIR, "default autoregressive model")
 
 
-def _load_texts(path: str, limit: int | None, name: str) -> list[str]:
-    from ..calibration.data import read_texts
+def load_texts(split: str, limit: int | None = None) -> list[str]:
+    """The rows of a shipped text split (`TEXT_SPLITS`), in file order.
 
+    Args:
+        split (`str`): "held-out" (`data/heldout.jsonl`) or "calibration" (`data/calibration.jsonl`).
+        limit (`int`, *optional*): return at most this many rows.
+
+    Returns:
+        `list[str]`: one string per document or passage.
+
+    Raises:
+        `FileNotFoundError`: if the split's file is missing.
+        `ValueError`: if `split` is not one of `TEXT_SPLITS`, or `limit` is not a positive integer.
+    """
+    from ..texts import read_texts  # the package's one text reader
+
+    if split not in TEXT_SPLITS:
+        raise ValueError(f"split={split!r} is not a shipped text split; use one of {TEXT_SPLITS}")
+    path = HELDOUT_FILE if split == "held-out" else CALIBRATION_FILE  # read now: the paths may be re-pointed
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"The {name} split is missing: {path} does not exist. {_REBUILD_HINT}")
-    return read_texts(path, limit=limit, what=name)
+        raise FileNotFoundError(f"The {split} split is missing: {path} does not exist. {_REBUILD_HINT}")
+    return read_texts(path, limit=limit, what=split)
 
 
 def load_heldout_texts(limit: int | None = None) -> list[str]:
-    """The held-out documents (KJV chapters and Shakespeare scenes), never used for training or calibration.
-
-    Args:
-        limit (`int`, *optional*): return at most this many documents (in file order).
-
-    Returns:
-        `list[str]`: one string per document.
-
-    Raises:
-        `FileNotFoundError`: if `data/heldout.jsonl` is missing.
-        `ValueError`: if `limit` is not a positive integer.
-    """
-    return _load_texts(HELDOUT_FILE, limit, "held-out")
+    """`load_texts("held-out", limit)`: the held-out documents (KJV chapters and Shakespeare scenes)."""
+    return load_texts("held-out", limit)
 
 
 def load_calibration_texts(limit: int | None = None) -> list[str]:
-    """Calibration passages (~600 characters each, whole words) drawn from the training split.
-
-    Args:
-        limit (`int`, *optional*): return at most this many passages (in file order; the order is already random).
-
-    Returns:
-        `list[str]`: one string per passage.
-
-    Raises:
-        `FileNotFoundError`: if `data/calibration.jsonl` is missing.
-        `ValueError`: if `limit` is not a positive integer.
-    """
-    return _load_texts(CALIBRATION_FILE, limit, "calibration")
+    """`load_texts("calibration", limit)`: calibration passages (~600 characters each) from the training split."""
+    return load_texts("calibration", limit)

@@ -220,6 +220,23 @@ def chunked_attention(
     return out.transpose(1, 2).to(query.dtype), mass
 
 
+def right_align(mass: torch.Tensor, width: int) -> torch.Tensor:
+    """Place per-key mass [..., k] at the last k of `width` key positions, zeros before. Pure.
+
+    A layer that attends to fewer keys than the others reads a sliding-window cache, which keeps the most recent
+    keys (DiffusionGemma's sliding decoder layers see the last context keys and the canvas).
+
+    Raises:
+        ValueError: more keys than `width`.
+    """
+    k = mass.shape[-1]
+    if k > width:
+        raise ValueError(f"a layer attended to {k} keys, more than the {width} key positions")
+    if k == width:
+        return mass
+    return torch.cat([mass.new_zeros(*mass.shape[:-1], width - k), mass], dim=-1)
+
+
 def scatter_heads(mass: torch.Tensor, kept: list[int], num_heads: int) -> torch.Tensor:
     """Place per-head mass [b, kept_heads, s] at the original head indices of a [b, num_heads, s] tensor (pruned: 0)."""
     if mass.shape[1] == num_heads:
@@ -345,17 +362,21 @@ class AttentionMassProbe:
         if not self.per_head:
             raise RuntimeError("per_head_mass needs AttentionMassProbe(..., per_head=True)")
         layers = self._collect()
+        width = max(m.shape[-1] for m in layers.values())
         return torch.stack(
-            [scatter_heads(layers[i], self._kept[i], self.num_heads) for i in range(self.num_layers)], dim=1
+            [right_align(scatter_heads(layers[i], self._kept[i], self.num_heads), width)
+             for i in range(self.num_layers)], dim=1
         )
 
     @property
     def mass(self) -> torch.Tensor:
         """[batch, seq] float32 mass of the latest forward, summed over layers and heads."""
         layers = self._collect()
+        # layers reading a sliding-window cache see fewer (the most recent) keys: aligned at the end
+        width = max(m.shape[-1] for m in layers.values())
         if self.per_head:
-            return sum(m.sum(dim=1) for m in layers.values())
-        return sum(layers.values())
+            return sum(right_align(m.sum(dim=1), width) for m in layers.values())
+        return sum(right_align(m, width) for m in layers.values())
 
     def _collect(self) -> dict[int, torch.Tensor]:
         if not self._layer_mass and not self._forwards:
@@ -481,6 +502,7 @@ class AttentionMassProbe:
 
     # ---- route 2: transformers attention interface --------------------------------------------------------------------
     def _install_interface(self) -> None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
         from transformers.modeling_utils import AttentionInterface
 
@@ -493,7 +515,10 @@ class AttentionMassProbe:
         def attention(module, query, key_states, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
             # Same contract as transformers' attention functions: returns ([b, s, h, d], None).
             if id(module) not in layer_of:
-                raise RuntimeError(f"attention called from an unknown module {type(module).__name__}")
+                # attention outside the observed blocks (an encoder stack feeding a decoder's cache) runs as sdpa
+                # (the masks built under this key are sdpa's) and is not recorded
+                return sdpa_attention_forward(module, query, key_states, value, attention_mask, scaling=scaling,
+                                              dropout=dropout, **kwargs)
             layer = layer_of[id(module)]
             b, _, q_len, d = query.shape
             is_causal = kwargs.get("is_causal")
@@ -599,6 +624,7 @@ __all__ = [
     "column_mass",
     "default_chunk_size",
     "expected_total_mass",
+    "right_align",
     "scatter_heads",
     "supports_attention_interface",
     "validate_model_inputs",

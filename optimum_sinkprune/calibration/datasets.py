@@ -127,7 +127,7 @@ def _load_folder(folder: str, source: TextDatasetSource) -> list[str]:
 
 def _load_text_file(path: str) -> list[str]:
     if path.endswith(".jsonl"):
-        from .data import read_texts
+        from ..texts import read_texts
 
         return read_texts(path, what="calibration")
     from ..validation import read_text_lines  # a non-UTF-8 file is named with its line
@@ -237,7 +237,7 @@ def paper_window_starts(num_tokens: int, *, num_samples: int, seq_len: int, seed
 
 
 def paper_calibration_windows(
-    tokenizer, rows: list[str], *, num_samples: int = 128, seq_len: int = 4096, seed: int = 0
+    tokenizer, rows: list[str], *, num_samples: int = 128, seq_len: int = 4096, seed: int = 0, model=None
 ) -> torch.LongTensor:
     """Calibration windows [num_samples, seq_len] cut as the paper does (`paper_token_stream`,
     `paper_window_starts`), for `SinkAwarePruner.prune`.
@@ -246,16 +246,26 @@ def paper_calibration_windows(
         tokenizer: the model's tokenizer.
         rows: the dataset's text rows (`load_dataset_texts`).
         num_samples, seq_len, seed: the config's (`SinkAwarePruningConfig.paper_preset`: 128, 4096, 0).
+        model (*optional*): the model; a family with a framing of its own (BERT family) gets its windows framed
+            [CLS] … [SEP] (`calibration.data.input_framing`; the starts are drawn for the shorter body). The paper's
+            families (LLaDA, Dream, MMaDA) have none: their windows are the stream's tokens, no BOS inserted.
 
     Raises:
         ValueError: a bad count or length, or too little text for one window.
     """
+    from .framing import frame_windows, input_framing
+
     for name, value, minimum in (("num_samples", num_samples, 1), ("seq_len", seq_len, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name}={value!r} is not allowed; it must be an integer >= {minimum}")
+    opening, closing = input_framing(model, tokenizer)  # no BOS: the paper inserts none
+    body = seq_len - len(opening) - len(closing)
+    if body < 1:
+        raise ValueError(f"seq_len={seq_len} is not allowed; framed windows need seq_len >= "
+                         f"{len(opening) + len(closing) + 1}")
     stream = paper_token_stream(tokenizer, rows)
-    starts = paper_window_starts(stream.numel(), num_samples=num_samples, seq_len=seq_len, seed=seed)
-    return torch.stack([stream[s:s + seq_len] for s in starts])
+    starts = paper_window_starts(stream.numel(), num_samples=num_samples, seq_len=body, seed=seed)
+    return frame_windows(torch.stack([stream[s:s + body] for s in starts]), opening, closing)
 
 
 __all__ = [

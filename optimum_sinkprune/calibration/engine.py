@@ -114,7 +114,8 @@ def collect_sink_weights(
 ) -> tuple[torch.Tensor, SinkStatistics]:
     """σ per calibration sample averaged over the sampled steps: float32 [n, seq] (`sink_sparsegpt`)."""
     n, num_steps, seq = noisy.shape
-    mass = AttentionMassObserver(n, seq)
+    # σ of the positions the blocks see (a block-diffusion decoder: the canvas), the ones the token weights scale
+    mass = AttentionMassObserver(n, len(range(seq)[adapter.observed_positions(model, seq)]))
     pipeline = CalibrationPipeline(model, adapter, batch_size=batch_size, sink_alpha=sink_alpha, sink_std=sink_std,
                                    progress=progress)
     pipeline.dense(noisy, [mass], desc="sink detection")
@@ -212,7 +213,8 @@ def run_method(
         samples: [n, seq] clean calibration ids (None for order "none").
         prune_layer: scores and applies one layer's mask (statistic None on order "none").
         check: raises on a non-finite statistic (called on every statistic before the layers it feeds change).
-        noise: the noise schedule of noised methods; mask_token_id: the [MASK] id (resolved once by the caller).
+        noise: the noise schedule of noised methods; mask_token_id: what `adapter.noise_token_id` gave (the [MASK]
+            id, or None for a family whose forward process draws its own tokens), resolved once by the caller.
 
     Raises:
         ValueError: a noised method without a noise schedule or mask token, or missing samples.
@@ -225,10 +227,11 @@ def run_method(
         raise ValueError(f"method={spec.name!r} needs calibration samples")
     noisy = None
     if spec.noised:
-        if noise is None or mask_token_id is None:
+        if noise is None:
             raise ValueError(f"method={spec.name!r} noises its inputs: give a noise schedule and mask_token_id "
                              f"(got noise={noise!r}, mask_token_id={mask_token_id!r})")
-        noisy, _ = noise.noised(samples, mask_token_id, batch_size=batch_size)
+        # the family's own forward process (masked diffusion by default; block diffusion noises the canvas only)
+        noisy, _ = adapter.calibration_noise(model, samples, noise, mask_token_id, batch_size=batch_size)
     common = dict(sink_alpha=sink_alpha, sink_std=sink_std, batch_size=batch_size, progress=progress)
     result = CalibrationResult(spec.order)
     if spec.order == "dense":

@@ -34,8 +34,9 @@ class ForwardContext:
         step: index of the noised step (0 for clean inputs).
         mass: [b, seq] attention mass summed over layers and heads (when an observer asked for it).
         per_head_mass: [b, layers, heads, seq] (when an observer asked for it).
-        sigma: [b, seq] sink weights σ of `mass` over the valid positions.
-        valid: bool [b, seq] padding mask (None: every position is a token).
+        sigma: [b, positions] sink weights σ of `mass` (computed over every valid key position), at the positions
+            the blocks see (`adapter.observed_positions`: the whole window, or a block-diffusion decoder's canvas).
+        valid: bool [b, positions] padding mask of those positions (None: every position is a token).
     """
 
     rows: range

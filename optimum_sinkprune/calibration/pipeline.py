@@ -6,7 +6,9 @@ Two orders (`MethodSpec.order`):
 * **dense** (`CalibrationPipeline.dense`): every layer observed on the unpruned model; one forward per
   (batch, step) of the inputs [n, steps, seq] — noised (`NoiseSchedule.noised`) or clean (`clean_inputs`, one
   "step"). When an observer asks for it, the attention-mass probe runs inside the same forward and σ (the sink
-  weights) is computed once and handed to every observer. The forward stops after the last block.
+  weights) is computed once, over every key position of the window, and handed to every observer for the positions
+  the blocks see (`adapter.observed_positions`: all of them, or a block-diffusion decoder's canvas). The forward
+  stops after the last block.
 * **sequential** (`CalibrationPipeline.sequential`): blocks in order on clean inputs; per block an observer gathers
   the statistics of the block's layers from the current (already pruned upstream) activations, the caller prunes
   the block, then the block's outputs are recomputed as the next block's inputs. Calibration activations live on
@@ -28,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..adapters.base import ModelAdapter
-from .attention import AttentionMassProbe, default_chunk_size
+from .attention import AttentionMassProbe, default_chunk_size, right_align
 from .hooks import BlockInputs, catch_block_inputs, input_hooks, move_to, run_until_block, stop_after
 from .observers import ForwardContext, Observer
 from .sink_weights import sink_weights
@@ -78,7 +80,8 @@ def input_groups(adapter: ModelAdapter, targets: dict[str, nn.Linear]) -> dict[s
     groups: dict[tuple[int, str], list[str]] = {}
     for name in targets:
         block, role = locate(adapter, name)
-        groups.setdefault((block, INPUT_GROUPS[role]), []).append(name)
+        # a role outside the dense projections (one expert's slice of a packed MoE tensor) reads its own input
+        groups.setdefault((block, INPUT_GROUPS.get(role, name)), []).append(name)
     return {members[0]: members for members in groups.values()}
 
 
@@ -109,13 +112,20 @@ def probe_chunk(model: nn.Module, adapter: ModelAdapter, batch: int, seq: int) -
 # hooks
 # ------------------------------------------------------------------------------------------------------------------
 @contextmanager
-def observer_hooks(observers: Sequence[Observer]) -> Iterator[None]:
-    """Input hooks of every observer's modules, all removed in `finally` (the pipeline's one hook owner)."""
+def observer_hooks(observers: Sequence[Observer], model: nn.Module | None = None,
+                   adapter: ModelAdapter | None = None) -> Iterator[None]:
+    """Input hooks of every observer's modules, all removed in `finally` (the pipeline's one hook owner); with an
+    adapter, inside its `observation_context` (which makes the forward reach observed modules it does not call
+    itself, e.g. one expert's slice of a packed MoE tensor)."""
     with ExitStack() as stack:
+        observed: list[nn.Module] = []
         for observer in observers:
             modules = observer.modules()
             if modules:
                 stack.enter_context(input_hooks(modules, observer.on_input))
+                observed.extend(modules.values())
+        if adapter is not None and observed:
+            stack.enter_context(adapter.observation_context(model, observed))
         yield
 
 
@@ -175,8 +185,9 @@ class CalibrationPipeline:
         per_head = any(o.needs_per_head for o in observers)
         if chunk_size == "bounded":
             chunk_size = probe_chunk(model, adapter, min(self.batch_size, n), seq)
+        observed = adapter.observed_positions(model, seq)
         with ExitStack() as stack:
-            stack.enter_context(observer_hooks(observers))
+            stack.enter_context(observer_hooks(observers, model, adapter))
             # the statistics are complete after the last block: skip the final norm and LM head
             stack.enter_context(stop_after(adapter.blocks(model)[-1]))
             probe = (stack.enter_context(AttentionMassProbe(model, per_head=per_head, chunk_size=chunk_size))
@@ -191,11 +202,14 @@ class CalibrationPipeline:
                     mask = attention_mask[rows.start:rows.stop].to(device)
                     kwargs["attention_mask"] = mask
                 run_until_block(model, ids, adapter=adapter, **kwargs)
-                ctx = ForwardContext(rows=rows, step=k, valid=mask.to(torch.bool) if mask is not None else None)
+                valid = mask.to(torch.bool) if mask is not None else None
+                ctx = ForwardContext(rows=rows, step=k, valid=valid[:, observed] if valid is not None else None)
                 if probe is not None:
-                    ctx.mass = probe.mass
-                    ctx.per_head_mass = probe.per_head_mass if per_head else None
-                    ctx.sigma = sink_weights(ctx.mass, alpha=self.sink_alpha, k_std=self.sink_std, valid=ctx.valid)
+                    # σ over every key position of the window; the observers get the positions the blocks see
+                    ctx.mass = right_align(probe.mass, seq)
+                    ctx.per_head_mass = right_align(probe.per_head_mass, seq) if per_head else None
+                    sigma = sink_weights(ctx.mass, alpha=self.sink_alpha, k_std=self.sink_std, valid=valid)
+                    ctx.sigma = sigma[:, observed]
                 for observer in observers:
                     observer.after_forward(ctx)
         return n * num_steps
@@ -245,7 +259,7 @@ class CalibrationPipeline:
                 return self.adapter.block_kwargs(self.model, index, move_to(item.kwargs, device))
 
             if observer is not None:
-                with observer_hooks([observer]):
+                with observer_hooks([observer], self.model, self.adapter):
                     for rows, item in zip(rows_of, inputs):
                         observer.before_forward(rows)
                         block(item.hidden.to(device), *move_to(item.args, device), **block_kwargs(item))

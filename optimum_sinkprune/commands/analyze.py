@@ -8,7 +8,7 @@ import argparse
 import logging
 import os
 
-from .cli import progress_enabled
+from .cli import model_argument_help, progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +25,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="local model folder, Hub id or embedded model name (tiny-llada, "
-                                                       "tiny-llama-ar) of a supported DLM")
+    parser.add_argument("model", metavar="MODEL", help=model_argument_help("a supported DLM"))
     parser.add_argument("--output", required=True, help="output folder (created if missing)")
     parser.add_argument("--ar-baseline", default=None, metavar="MODEL", help="an autoregressive model to compare with")
     parser.add_argument("--steps", type=int, default=50, help="diffusion steps; t = s/steps (default 50)")
@@ -59,19 +58,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def tokenize_texts(
-    tokenizer, texts: list[str], *, num_samples: int, seq_len: int
+    tokenizer, texts: list[str], *, num_samples: int, seq_len: int, model=None
 ) -> tuple[torch.LongTensor, torch.LongTensor]:
-    """[num_samples, seq_len] ids (BOS first when the tokenizer has one, right-padded) and the padding mask."""
+    """[num_samples, seq_len] ids (BOS first when the tokenizer has one; for a `model` whose family frames its
+    inputs, [CLS] … [SEP] around each text; right-padded) and the padding mask."""
     import torch
 
-    bos = getattr(tokenizer, "bos_token_id", None)
+    from ..calibration.data import input_framing
+
+    opening, closing = input_framing(model, tokenizer, bos_token_id=getattr(tokenizer, "bos_token_id", None))
     pad = getattr(tokenizer, "pad_token_id", None)
     pad = 0 if pad is None else pad
     rows = []
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids = ([bos] if bos is not None else []) + list(ids)
-        ids = ids[:seq_len]
+        ids = opening + list(ids)[: max(0, seq_len - len(opening) - len(closing))] + closing
         if len(ids) >= 2:
             rows.append(ids)
         if len(rows) == num_samples:
@@ -126,14 +127,15 @@ def run(args: argparse.Namespace) -> int:
     adapter = get_adapter(model)
     if not adapter.is_diffusion:
         logger.warning("%s is autoregressive: its input does not change across steps", args.model)
-    ids, mask = tokenize_texts(tokenizer, texts, num_samples=args.num_samples, seq_len=args.seq_len)
+    ids, mask = tokenize_texts(tokenizer, texts, num_samples=args.num_samples, seq_len=args.seq_len, model=model)
     ar_model = ar_ids = ar_mask = None
     if args.ar_baseline:
         ar_model, ar_tok = load_model_and_tokenizer(
             args.ar_baseline, trust_remote_code=args.trust_remote_code, dtype=args.dtype
         )
         get_adapter(ar_model)
-        ar_ids, ar_mask = tokenize_texts(ar_tok, texts, num_samples=args.num_samples, seq_len=args.seq_len)
+        ar_ids, ar_mask = tokenize_texts(ar_tok, texts, num_samples=args.num_samples, seq_len=args.seq_len,
+                                         model=ar_model)
     generation_prompt = generation_kwargs = None
     if args.gen_length > 0:
         generation_prompt = ids[:, : min(args.prompt_len, ids.shape[1])]

@@ -1,7 +1,9 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """The `sinkprune` command line. Each subcommand lives in its own module of this package and exposes
 `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`; the CLI turns arguments into keyword arguments of
-library calls (library code never sees an argparse namespace)."""
+library calls (library code never sees an argparse namespace). A subcommand module imports nothing but the standard
+library at its top: `add_arguments` (run only when that subcommand is used) and `run` import the library, so
+`sinkprune --help` loads neither torch nor transformers."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMAND_MODULES = ("analyze", "prune", "eval", "reproduce", "push", "demo")
+SUBCOMMAND_MODULES = ("analyze", "prune", "quantize", "eval", "reproduce", "push", "demo")
 
 
 def _subcommand_modules():
@@ -22,26 +24,64 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     happens instead."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        # identity, not equality: a default of 0 (== False) is shown
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 
 
+class SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose arguments are added when it is used (parsing or help), not when the command line
+    is built: a subcommand's choices and defaults come from library config classes that import torch, and
+    `sinkprune --help` needs none of them.
+
+    Args:
+        add_arguments (`Callable[[argparse.ArgumentParser], None]`, *optional*): adds the subcommand's arguments.
+    """
+
+    def __init__(self, *args, add_arguments=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending_arguments = add_arguments
+
+    def add_pending_arguments(self) -> None:
+        pending, self._pending_arguments = self._pending_arguments, None
+        if pending is not None:
+            pending(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.add_pending_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self.add_pending_arguments()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.add_pending_arguments()
+        return super().format_help()
+
+
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Attach every subcommand to `parser` (used by both `sinkprune` and `optimum-cli sinkprune`). Subcommand
-    modules import only argparse-level code at the top; torch, transformers and the library load when a command
-    runs, so `--help` stays fast."""
+    modules import only argparse-level code at the top and add their arguments when their subcommand is used;
+    torch, transformers and the library load when a command runs, so `sinkprune --help` stays fast."""
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="sinkprune_command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="sinkprune_command", metavar="COMMAND", parser_class=SubcommandParser)
     for mod in _subcommand_modules():
         # HELP is plain text: argparse %-formats `help=` (so "%" is escaped there) but prints `description=` as is
         p = sub.add_parser(mod.NAME, help=mod.HELP.replace("%", "%%"), description=mod.HELP,
-                           formatter_class=DefaultsHelpFormatter)
-        mod.add_arguments(p)
+                           formatter_class=DefaultsHelpFormatter, add_arguments=mod.add_arguments)
         p.set_defaults(sinkprune_run=mod.run)
 
 
 MODEL_ARGUMENTS = ("model", "ar_baseline", "compare")
+
+
+def model_argument_help(purpose: str) -> str:
+    """Help text of a MODEL argument, naming the embedded models (their one list is in `optimum_sinkprune.assets`)."""
+    from ..assets import EMBEDDED_MODELS  # the assets package imports only the standard library
+
+    return f"local folder, Hub id or embedded model name ({', '.join(EMBEDDED_MODELS)}) of {purpose}"
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:
@@ -54,6 +94,46 @@ def check_model_arguments(args: argparse.Namespace) -> None:
 
     for name in names:
         check_model_reachable(name)
+
+
+def add_calibration_output_arguments(parser: argparse.ArgumentParser, *, saved: str, data_note: str = "") -> None:
+    """`--data`, `--output` and `--overwrite` of a command that calibrates on text and saves the model it changed.
+
+    Args:
+        parser (`argparse.ArgumentParser`): the subcommand's parser.
+        saved (`str`): what `--output` holds, e.g. "pruned model".
+        data_note (`str`, *optional*): appended to `--data`'s help, e.g. "; unused by rtn".
+    """
+    parser.add_argument("--data", default=None,
+                        help="calibration text: a .jsonl file with a 'text' field per line, or a text file with one "
+                             "passage per line (default: the shipped calibration texts, or text generated by the "
+                             f"model when they are missing){data_note}")
+    parser.add_argument("--output", required=True, help=f"folder to save the {saved} in")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--dtype`, `--trust-remote-code` and `--no-progress` of a command that loads a model to change it.
+
+    Args:
+        parser (`argparse.ArgumentParser`): the subcommand's parser.
+    """
+    parser.add_argument("--dtype", default=None, help="load dtype, e.g. float32 or bfloat16 (unset: transformers' "
+                                                      "default)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow running modeling code shipped with the checkpoint (only for sources you trust)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def default_calibration_texts() -> list[str] | None:
+    """The shipped calibration texts, the commands' default `--data`; None for an install without them (the run then
+    calibrates on text the model writes)."""
+    from ..assets import load_calibration_texts
+
+    try:
+        return load_calibration_texts()
+    except FileNotFoundError:
+        return None
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:
@@ -81,7 +161,8 @@ def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         check_model_arguments(args)
         return int(run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
+    # ImportError: an optional package a command needs (its message names the install command)
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. a model that is neither a folder, an embedded name nor reachable on the Hub

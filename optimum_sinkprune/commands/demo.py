@@ -258,7 +258,7 @@ def run_demo(
     prompt_ids = torch.tensor([prompt.prompt_ids], dtype=torch.long)
     out = generate(dense, prompt_ids, steps=settings.demo_steps, gen_length=settings.demo_gen_length,
                    block_length=settings.demo_gen_length // 2 if settings.demo_gen_length >= 64 else
-                   settings.demo_gen_length, progress=progress)  # fmt: skip
+                   settings.demo_gen_length, progress=progress, tokenizer=tokenizer)  # fmt: skip
     generation = tokenizer.decode(out.sequences[0, prompt_ids.shape[1] :].tolist(), skip_special_tokens=True)
     logger.info("dense generation: %r -> %r", prompt.prompt_text[-60:], generation)
     stages.update(1)
@@ -275,7 +275,7 @@ def run_demo(
         sample_interval=settings.analysis_interval, seed=seed, generation_prompt=prompt_ids[:, : min(
             prompt_ids.shape[1], 33)],
         generation_kwargs=dict(steps=settings.demo_steps // 2 or 1, gen_length=settings.demo_gen_length // 2 or 1,
-                               block_length=settings.demo_gen_length // 2 or 1),
+                               block_length=settings.demo_gen_length // 2 or 1, tokenizer=tokenizer),
         model_name=os.path.basename(os.path.normpath(model_path)),
         ar_model_name=None if ar_model_path is None else os.path.basename(os.path.normpath(ar_model_path)),
         progress=progress,
@@ -342,8 +342,7 @@ def run_demo(
         "they spread > 10%; '(noisy)' marks a figure that stayed spread), interleaved with the dense model, "
         f"{torch.get_num_threads()} threads; ms/step shows the model (dense) of the same run.",
         "Checkpoints are saved in the dense checkpoint's dtype "
-        f"({str(save_dtype).replace('torch.', '')}); unstructured sparsity is stored compressed (compressed-tensors "
-        "bitmask: non-zeros plus a bitmask, so the file is smaller), structured pruning removes the weights.",
+        f"({str(save_dtype).replace('torch.', '')}); {_storage_note(pruned)}",
     ]
     if quick:
         notes.append("--quick: smoke-sized run; the numbers are not meaningful.")
@@ -373,6 +372,20 @@ HELP = (
     "sink_wanda (50%) and sink_heads (38% of block parameters), evaluate against the dense model, save both "
     "checkpoints with model cards, print a before/after table"
 )
+
+
+def _storage_note(pruned: dict) -> str:
+    """How the demo's checkpoints store their pruning, as the save really did it (compressed needs a model class
+    that loads compressed checkpoints back)."""
+    from ..hub.compressed import COMPRESSED, resolve_save_format
+
+    sparse = [model for model, report in pruned.values() if report.structured is None]
+    if sparse and all(resolve_save_format(model, None)[0] == COMPRESSED for model in sparse):
+        return ("unstructured sparsity is stored compressed (compressed-tensors bitmask: non-zeros plus a bitmask, so "
+                "the file is smaller), structured pruning removes the weights.")
+    kind = type(sparse[0]).__name__ if sparse else "this model"
+    return (f"unstructured zeros are stored densely ({kind} does not load compressed checkpoints in transformers), so "
+            "only structured pruning, which removes the weights, makes the file smaller.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

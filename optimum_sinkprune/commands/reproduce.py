@@ -10,7 +10,6 @@ import json
 import os
 
 from ..files import write_text_atomic
-from ..registry import method_names
 
 NAME = "reproduce"
 HELP = ("Reproduce the paper's table: prune with the paper preset, evaluate dense and pruned with lm-eval at the "
@@ -18,6 +17,8 @@ HELP = ("Reproduce the paper's table: prune with the paper preset, evaluate dens
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..registry import method_names
+
     parser.add_argument("model", metavar="MODEL", help="Hub id or local folder of the dense model")
     parser.add_argument("--method", default="sink_wanda", choices=method_names(family="unstructured"),
                         help="pruning method (default sink_wanda)")

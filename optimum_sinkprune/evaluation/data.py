@@ -48,6 +48,14 @@ def _prefix(bos_token_id: int | None) -> list[int]:
     return [] if bos_token_id is None else [int(bos_token_id)]
 
 
+def _framing(bos_token_id: int | None, framing) -> tuple[list[int], list[int]]:
+    """(opening, closing) ids: `framing` when given (`calibration.data.input_framing`), else BOS first."""
+    if framing is None:
+        return _prefix(bos_token_id), []
+    opening, closing = framing
+    return [int(i) for i in opening], [int(i) for i in closing]
+
+
 def build_eval_sequences(
     tokenizer,
     texts: list[str],
@@ -55,8 +63,10 @@ def build_eval_sequences(
     seq_len: int,
     num_sequences: int,
     bos_token_id: int | None = None,
+    framing: tuple[list[int], list[int]] | None = None,
 ) -> torch.LongTensor:
-    """Fixed-length sequences for the ELBO: BOS (when given) then `seq_len - 1` (or `seq_len`) consecutive tokens.
+    """Fixed-length sequences for the ELBO: BOS (when given) then `seq_len - 1` (or `seq_len`) consecutive tokens;
+    with `framing`, its opening ids, the tokens, its closing ids (BERT family: [CLS] … [SEP]).
 
     Windows are non-overlapping and taken round-robin over the documents (first window of every document, then the
     second, ...) so that a small `num_sequences` still covers many documents.
@@ -66,7 +76,8 @@ def build_eval_sequences(
         texts: held-out documents.
         seq_len: tokens per sequence, BOS included.
         num_sequences: how many sequences to return.
-        bos_token_id: prepended to every sequence when not None.
+        bos_token_id: prepended to every sequence when not None (and no `framing` is given).
+        framing: (opening ids, closing ids) around every sequence, from `calibration.data.input_framing`.
 
     Returns:
         LongTensor [num_sequences, seq_len].
@@ -76,7 +87,10 @@ def build_eval_sequences(
     if num_sequences < 1:
         raise ValueError(f"num_sequences must be >= 1, got {num_sequences}")
     texts = check_texts(texts, argument="texts")  # an empty list or a non-text element is named as such
-    body = seq_len - len(_prefix(bos_token_id))
+    opening, closing = _framing(bos_token_id, framing)
+    body = seq_len - len(opening) - len(closing)
+    if body < 1:
+        raise ValueError(f"seq_len={seq_len} leaves no text between the framing ids {opening} ... {closing}")
     windows_per_doc = []
     for text in texts:
         ids = _encode(tokenizer, text)
@@ -86,7 +100,7 @@ def build_eval_sequences(
     while len(out) < num_sequences and any(len(w) > depth for w in windows_per_doc):
         for windows in windows_per_doc:
             if depth < len(windows) and len(out) < num_sequences:
-                out.append(_prefix(bos_token_id) + windows[depth])
+                out.append(opening + windows[depth] + closing)
         depth += 1
     if len(out) < num_sequences:
         raise ValueError(
@@ -110,6 +124,7 @@ def build_generation_prompts(
     reference_tokens: int,
     kinds: tuple[str, ...] = PROMPT_KINDS,
     bos_token_id: int | None = None,
+    framing: tuple[list[int], list[int]] | None = None,
 ) -> list[GenerationPrompt]:
     """Story-continuation and summary-style prompts from held-out documents, alternating kinds over documents.
 
@@ -120,7 +135,9 @@ def build_generation_prompts(
         prompt_tokens: passage length in tokens (without BOS / cue).
         reference_tokens: continuation reference length in tokens (and the generation length to use).
         kinds: prompt kinds to cycle through, from `PROMPT_KINDS`.
-        bos_token_id: prepended to every prompt when not None.
+        bos_token_id: prepended to every prompt when not None (and no `framing` is given).
+        framing: (opening ids, closing ids) of the model's inputs (`calibration.data.input_framing`): the opening
+            ids begin every prompt; the sampler closes the canvas itself.
     """
     if num_prompts < 1:
         raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
@@ -130,14 +147,15 @@ def build_generation_prompts(
     if not kinds or bad:
         raise ValueError(f"kinds={kinds!r} must be a non-empty subset of {PROMPT_KINDS}")
     texts = check_texts(texts, argument="texts")
+    prefix, _ = _framing(bos_token_id, framing)
     prompts: list[GenerationPrompt] = []
     for text in texts:
         if len(prompts) >= num_prompts:
             break
         kind = kinds[len(prompts) % len(kinds)]
-        prompt = _continuation_prompt(tokenizer, text, prompt_tokens, reference_tokens, bos_token_id)
+        prompt = _continuation_prompt(tokenizer, text, prompt_tokens, reference_tokens, prefix)
         if kind == "summary":
-            prompt = _summary_prompt(tokenizer, text, prompt_tokens, bos_token_id) or prompt
+            prompt = _summary_prompt(tokenizer, text, prompt_tokens, prefix) or prompt
         if prompt is not None:
             prompts.append(prompt)
     if len(prompts) < num_prompts:
@@ -148,20 +166,20 @@ def build_generation_prompts(
     return prompts
 
 
-def _continuation_prompt(tokenizer, text, prompt_tokens, reference_tokens, bos_token_id) -> GenerationPrompt | None:
+def _continuation_prompt(tokenizer, text, prompt_tokens, reference_tokens, prefix) -> GenerationPrompt | None:
     ids = _encode(tokenizer, text)
     if len(ids) < prompt_tokens + reference_tokens:
         return None
     head, ref = ids[:prompt_tokens], ids[prompt_tokens : prompt_tokens + reference_tokens]
     return GenerationPrompt(
         kind="continuation",
-        prompt_ids=_prefix(bos_token_id) + head,
+        prompt_ids=list(prefix) + head,
         prompt_text=tokenizer.decode(head),
         reference=tokenizer.decode(ref, skip_special_tokens=True),
     )
 
 
-def _summary_prompt(tokenizer, text, prompt_tokens, bos_token_id) -> GenerationPrompt | None:
+def _summary_prompt(tokenizer, text, prompt_tokens, prefix) -> GenerationPrompt | None:
     sentences = _sentences(text)
     if len(sentences) < 3:
         return None
@@ -170,7 +188,7 @@ def _summary_prompt(tokenizer, text, prompt_tokens, bos_token_id) -> GenerationP
     if len(body) < prompt_tokens:
         return None
     passage = tokenizer.decode(body)
-    ids = _prefix(bos_token_id) + body + _encode(tokenizer, SUMMARY_CUE)
+    ids = list(prefix) + body + _encode(tokenizer, SUMMARY_CUE)
     return GenerationPrompt(kind="summary", prompt_ids=ids, prompt_text=passage + SUMMARY_CUE, reference=lead)
 
 

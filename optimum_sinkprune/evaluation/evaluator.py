@@ -141,19 +141,23 @@ class Evaluator:
         s = self.settings
         bos = _bos_token_id(tokenizer, dense_model) if dense_model is not None else getattr(tokenizer, "bos_token_id", None)
         self.bos_token_id = bos
+        from ..calibration.data import input_framing
+
+        # the model's framing (BERT family: [CLS] … [SEP]), else BOS first: as the calibration windows
+        opening, closing = self.framing = input_framing(dense_model, tokenizer, bos_token_id=bos)
         self.sequences = build_eval_sequences(
-            tokenizer, texts, seq_len=s.seq_len, num_sequences=s.num_sequences, bos_token_id=bos
+            tokenizer, texts, seq_len=s.seq_len, num_sequences=s.num_sequences, framing=self.framing
         )
         self.maskable = torch.ones_like(self.sequences, dtype=torch.bool)
-        if bos is not None:
-            self.maskable[:, 0] = False  # BOS is never masked in training
+        self.maskable[:, : len(opening)] = False  # BOS / [CLS] is never masked in training
+        self.maskable[:, self.sequences.shape[1] - len(closing):] = False  # nor [SEP]
         self.prompts: list[GenerationPrompt] = build_generation_prompts(
             tokenizer,
             texts,
             num_prompts=s.num_prompts,
             prompt_tokens=s.prompt_tokens,
             reference_tokens=s.gen_length,
-            bos_token_id=bos,
+            framing=self.framing,
         )
         self._dense_likelihood: _Likelihood | None = None
         self._dense_outputs: list[str] | None = None
@@ -190,7 +194,8 @@ class Evaluator:
         for length, idx in tqdm(groups.items(), desc="generation", disable=not self.progress, leave=False):
             prompt = torch.tensor([self.prompts[i].prompt_ids for i in idx], dtype=torch.long, device=device)
             out = generate(
-                model, prompt, steps=s.steps, gen_length=s.gen_length, block_length=s.block_length or s.gen_length
+                model, prompt, steps=s.steps, gen_length=s.gen_length, block_length=s.block_length or s.gen_length,
+                tokenizer=self.tokenizer,
             )
             for row, i in enumerate(idx):
                 ids = cut_at_token(out.sequences[row, length:].tolist(), stop)
@@ -213,6 +218,7 @@ class Evaluator:
             repeats=s.speed_repeats,
             warmup=s.speed_warmup,
             progress=self.progress,
+            tokenizer=self.tokenizer,
         )
 
     # ---- dense reference -----------------------------------------------------------------------------------------

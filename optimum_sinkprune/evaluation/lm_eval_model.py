@@ -141,7 +141,8 @@ class SinkPruneDLM(LM):
         use_max_gen_toks (`bool`): a request's `max_gen_toks` overrides `gen_length` (the official LLaDA
             evaluation always generates `gen_length` tokens: False).
         max_length (`int`, *optional*): longest input; defaults to the model's.
-        add_bos_token (`bool`): prepend the tokenizer's BOS to every input.
+        add_bos_token (`bool`): prepend the tokenizer's BOS to every input; for a family that frames its inputs
+            (BERT family), frame every input [CLS] … [SEP] instead (`calibration.data.input_framing`). False: neither.
         device (`str`, *optional*): where to put a model loaded from `pretrained`.
         dtype (`str`, *optional*): torch dtype name for a model loaded from `pretrained`.
         progress (`bool`): show tqdm bars.
@@ -241,12 +242,15 @@ class SinkPruneDLM(LM):
         bos = getattr(tokenizer, "bos_token_id", None)
         if bos is None:
             bos = getattr(model.config, "bos_token_id", None)
-        self.prefix = [int(bos)] if (add_bos_token and bos is not None) else []
+        from ..calibration.data import input_framing
+
+        # the inputs' framing, as everywhere text becomes model input: BOS first, or the family's [CLS] … [SEP]
+        self.prefix, self.closing = input_framing(model, tokenizer, bos_token_id=bos) if add_bos_token else ([], [])
         eos = getattr(tokenizer, "eos_token_id", None)
         self.eos_token_id = int(eos) if eos is not None else getattr(model.config, "eos_token_id", None)
         # Dream's evaluation appends EOS to every continuation (kept clean, not scored)
         append_eos = self.estimator == "official" and self.protocol == "dream" and self.eos_token_id is not None
-        self.suffix = [int(self.eos_token_id)] if append_eos else []
+        self.suffix = ([int(self.eos_token_id)] if append_eos else []) + list(self.closing)
         self._device = next(model.parameters()).device
 
     @property
@@ -320,12 +324,13 @@ class SinkPruneDLM(LM):
         else:
             logprob = score_continuation(
                 self.model, context, continuation, mc_num=self.mc_num, batch_size=self.batch_size, seed=self.seed,
-                mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale,
+                mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale, suffix_ids=self.suffix,
             ).logprob  # fmt: skip
         greedy = False
         if self.is_check_greedy:
             greedy = greedy_matches(
-                self.model, context, continuation, mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale
+                self.model, context, continuation, mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale,
+                tokenizer=self.tokenizer,
             )
         return logprob, greedy
 
@@ -351,12 +356,16 @@ class SinkPruneDLM(LM):
             (text,) = req.args
             tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             total = 0.0
-            windows = get_rolling_token_windows(tokens, prefix_token, self.max_length - 1, 1)
+            # a family that frames its inputs ([CLS] … [SEP]) frames every window, the later ones too
+            width = self.max_length - 1 - (len(self.prefix) + len(self.closing) if self.closing else 0)
+            windows = get_rolling_token_windows(tokens, prefix_token, width, 1)
             for ctx, pred in map(make_disjoint_window, windows):
                 # the window's context already starts with the prefix token (or is text from before the window)
+                if self.closing and list(ctx[: len(self.prefix)]) != self.prefix:
+                    ctx = self.prefix + list(ctx)
                 score = score_continuation(
                     self.model, ctx, pred, mc_num=self.mc_num, batch_size=self.batch_size, seed=self.seed,
-                    mask_token_id=self.mask_token_id,
+                    mask_token_id=self.mask_token_id, suffix_ids=self.closing,
                 )
                 total += score.logprob
             self.cache_hook.add_partial("loglikelihood_rolling", (text,), total)
@@ -383,7 +392,7 @@ class SinkPruneDLM(LM):
             prompt = torch.tensor([ctx], dtype=torch.long, device=self._device)
             seq = generate(
                 self.model, prompt, steps=steps, gen_length=length, block_length=block,
-                mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale,
+                mask_token_id=self.mask_token_id, cfg_scale=self.cfg_scale, tokenizer=self.tokenizer,
             ).sequences[0, len(ctx) :].tolist()
             if self.eos_token_id is not None and self.eos_token_id in seq:
                 seq = seq[: seq.index(self.eos_token_id)]

@@ -22,13 +22,16 @@ def _require(module: str, package: str):
         raise ImportError(f"{package} is needed for this metric but is not installed; {EVAL_EXTRA_HINT}") from err
 
 
-def _check_pairs(hypotheses: list[str], references: list[str]) -> None:
+def _paired_backend(hypotheses: list[str], references: list[str], module: str, package: str):
+    """The metric's backend `module` (installed as `package`), once `hypotheses` and `references` pair up: bad input
+    is reported before a missing package."""
     if len(hypotheses) != len(references):
         raise ValueError(
             f"hypotheses and references must have the same length, got {len(hypotheses)} and {len(references)}"
         )
     if not hypotheses:
         raise ValueError("hypotheses is empty: need at least one (hypothesis, reference) pair")
+    return _require(module, package)
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
@@ -38,8 +41,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
         hypotheses: generated texts.
         references: one reference text per hypothesis.
     """
-    _check_pairs(hypotheses, references)
-    sacrebleu = _require("sacrebleu", "sacrebleu")
+    sacrebleu = _paired_backend(hypotheses, references, "sacrebleu", "sacrebleu")
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
 
 
@@ -50,8 +52,7 @@ def mean_rouge_l(hypotheses: list[str], references: list[str]) -> float:
         hypotheses: generated texts.
         references: one reference text per hypothesis.
     """
-    _check_pairs(hypotheses, references)
-    rouge_scorer = _require("rouge_score.rouge_scorer", "rouge-score")
+    rouge_scorer = _paired_backend(hypotheses, references, "rouge_score.rouge_scorer", "rouge-score")
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.WARNING)  # rouge-score logs "Using default tokenizer" at INFO on every scorer

@@ -39,6 +39,7 @@ def score_continuation(
     seed: int = 0,
     mask_token_id: int | None = None,
     cfg_scale: float = 0.0,
+    suffix_ids: list[int] | tuple[int, ...] = (),
 ) -> ContinuationScore:
     """ELBO of `continuation_ids` given `context_ids` (context never masked), averaged over `mc_num` samples.
 
@@ -55,6 +56,7 @@ def score_continuation(
         seed: seed of the mask draws.
         mask_token_id: defaults to the adapter's.
         cfg_scale: classifier-free guidance scale (0: none); the unconditional branch masks the context.
+        suffix_ids: clean tokens after the continuation, never masked nor scored (the BERT family's [SEP]).
     """
     from ..diffusion import elbo_log_likelihood
 
@@ -64,9 +66,9 @@ def score_continuation(
         raise ValueError(f"mc_num and batch_size must be >= 1, got mc_num={mc_num}, batch_size={batch_size}")
     copies = min(batch_size, mc_num)
     draws = math.ceil(mc_num / copies)
-    seq = torch.tensor([list(context_ids) + list(continuation_ids)], dtype=torch.long)
+    seq = torch.tensor([list(context_ids) + list(continuation_ids) + list(suffix_ids)], dtype=torch.long)
     maskable = torch.zeros_like(seq, dtype=torch.bool)
-    maskable[:, len(context_ids) :] = True
+    maskable[:, len(context_ids) : len(context_ids) + len(continuation_ids)] = True
     res = elbo_log_likelihood(
         model,
         seq.repeat(copies, 1),
@@ -92,9 +94,11 @@ def greedy_matches(
     *,
     mask_token_id: int | None = None,
     cfg_scale: float = 0.0,
+    tokenizer=None,
 ) -> bool:
     """True when the greedy sampler (one token revealed per step, low-confidence remasking, optionally guided with
-    `cfg_scale`) regenerates exactly `continuation_ids` after `context_ids` (LLaDA's `is_check_greedy`)."""
+    `cfg_scale`) regenerates exactly `continuation_ids` after `context_ids` (LLaDA's `is_check_greedy`); `tokenizer`
+    names framing ids the config does not (`generate`)."""
     from ..diffusion import generate
 
     n = len(continuation_ids)
@@ -103,6 +107,7 @@ def greedy_matches(
     device = next(model.parameters()).device
     prompt = torch.tensor([list(context_ids)], dtype=torch.long, device=device)
     out = generate(
-        model, prompt, steps=n, gen_length=n, block_length=n, mask_token_id=mask_token_id, cfg_scale=cfg_scale
+        model, prompt, steps=n, gen_length=n, block_length=n, mask_token_id=mask_token_id, cfg_scale=cfg_scale,
+        tokenizer=tokenizer,
     )
     return out.sequences[0, len(context_ids) :].tolist() == list(continuation_ids)

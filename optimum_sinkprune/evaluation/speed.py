@@ -124,6 +124,7 @@ def measure_speed(
     progress: bool = False,
     max_spread: float = 0.1,
     max_repeats: int | None = None,
+    tokenizer=None,
 ) -> dict[str, SpeedResult]:
     """Time the diffusion sampler for every model, interleaving the repeats (A B, then B A, ...) so drift in machine
     load hits all models alike; while any model's spread exceeds `max_spread`, further rounds run, up to
@@ -138,6 +139,7 @@ def measure_speed(
         progress: show a tqdm bar.
         max_spread: the largest (median − fastest) / fastest accepted as a steady measurement.
         max_repeats: the most timed runs per model (default 3 × `repeats`).
+        tokenizer: the models' tokenizer, for framing ids their configs do not name (`generate`).
 
     Returns:
         name -> `SpeedResult`.
@@ -167,7 +169,8 @@ def measure_speed(
             with _PeakMemory(device) as mem:
                 _synchronize(device)
                 start = time.perf_counter()
-                out = generate(model, prompt_ids, steps=steps, gen_length=gen_length, block_length=block_length)
+                out = generate(model, prompt_ids, steps=steps, gen_length=gen_length, block_length=block_length,
+                               tokenizer=tokenizer)
                 _synchronize(device)
                 elapsed = time.perf_counter() - start
             if r >= warmup:

@@ -184,7 +184,7 @@ class QuantPlan:
 
 def plan_quantized_storage(model: nn.Module) -> QuantPlan | None:
     """The quantized storage of `model` (quantized by `SinkAwareQuantizer`), or None when nothing is quantized."""
-    from ..quantization import QUANT_CONFIG_KEY, quantized_layers
+    from ..quantized import QUANT_CONFIG_KEY, quantized_layers
 
     layers = quantized_layers(model)
     settings = getattr(getattr(model, "config", None), QUANT_CONFIG_KEY, None)
@@ -205,6 +205,12 @@ def _compressed_tensors(what: str):
     return quantization, pack_to_int32
 
 
+def check_compressed_tensors(what: str) -> None:
+    """Raise `ImportError` naming the package and its install command unless compressed-tensors can be imported;
+    `what` says what needs it (e.g. "saving a quantized checkpoint")."""
+    _compressed_tensors(what)
+
+
 def quantization_config(plan: QuantPlan) -> dict:
     """The `quantization_config` entry of config.json for a weight-only quantized checkpoint: one quantization group
     (symmetric int weights, group or channel strategy, static) targeting the quantized linears by exact name, in
@@ -223,7 +229,7 @@ def quantized_state_dict(model: nn.Module, plan: QuantPlan) -> dict[str, torch.T
     """`model`'s state dict with each target's `<name>.weight` replaced by `<name>.weight_packed` (int32),
     `<name>.weight_scale` (the model dtype, [out, groups]) and `<name>.weight_shape` (int64 [out, in])."""
     from ..methods.rtn import QuantGrid, integers_and_scales
-    from ..quantization import SCALE_BUFFER
+    from ..quantized import SCALE_BUFFER
 
     _, pack_to_int32 = _compressed_tensors("saving a quantized checkpoint")
     modules = dict(model.named_modules())
@@ -325,6 +331,7 @@ __all__ = [
     "SPARSE_24_BITMASK",
     "SPARSE_BITMASK",
     "SparsePlan",
+    "check_compressed_tensors",
     "compressed_state_dict",
     "plan_quantized_storage",
     "plan_sparse_storage",

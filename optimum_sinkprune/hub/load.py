@@ -16,15 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
+# the models shipped in optimum_sinkprune/assets are usable by name wherever a model path is asked for
+from ..assets import EMBEDDED_MODELS, embedded_model_path
+
 logger = logging.getLogger(__name__)
 
-# names of the models shipped in optimum_sinkprune/assets, usable wherever a model path is asked for
-EMBEDDED_MODELS = {"tiny-llada": "default_model_path", "tiny-llama-ar": "default_ar_model_path"}
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     """Where to load `name_or_path` from: an existing local path as given, else the folder of an embedded model
-    (`"tiny-llada"`, `"tiny-llama-ar"`), else the string itself (a Hub id).
+    (`"tiny-llada"`, `"tiny-llama-ar"`, `"tiny-minilm-dlm"`), else the string itself (a Hub id).
 
     Args:
         name_or_path: a local folder, a Hub id or an embedded model's name.
@@ -46,9 +47,7 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     if os.path.exists(path):
         return path
     if path in EMBEDDED_MODELS:
-        from .. import assets
-
-        return getattr(assets, EMBEDDED_MODELS[path])()
+        return embedded_model_path(path)
     _check_hub_id(path)
     return path
 
@@ -156,6 +155,8 @@ def load_model(
 
     Raises:
         `ValueError`: a bad `name_or_path` or `dtype`.
+        `MissingMLMHeadError`: a BERT-family checkpoint without its masked-LM head (an encoder only); the message
+            names the head and how to add one.
     """
     import transformers
 
@@ -166,8 +167,16 @@ def load_model(
     if not isinstance(trust_remote_code, bool):
         raise ValueError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
     kwargs["trust_remote_code"] = trust_remote_code  # the caller's choice, passed on unchanged
-    auto_class = getattr(transformers, _auto_class_name(path))
-    model = auto_class.from_pretrained(path, **kwargs)
+    auto_name = _auto_class_name(path)
+    auto_class = getattr(transformers, auto_name)
+    if auto_name == "AutoModelForMaskedLM" and "output_loading_info" not in kwargs:
+        # the class always has its head: only the loading info tells a head missing from the checkpoint
+        model, info = auto_class.from_pretrained(path, output_loading_info=True, **kwargs)
+        from ..adapters import get_adapter
+
+        get_adapter(model).check_loaded_head(model, info.get("missing_keys"))
+    else:
+        model = auto_class.from_pretrained(path, **kwargs)
     if device is not None:
         model = model.to(device)
     return model.eval()

@@ -100,15 +100,13 @@ def embedded_model_name(name: str | None) -> str | None:
     """The embedded model's name ("tiny-llada", ...) when `name` is that name or its folder, else None."""
     if not name:
         return None
-    from .load import EMBEDDED_MODELS
+    from ..assets import EMBEDDED_MODELS, embedded_model_path
 
     if name in EMBEDDED_MODELS and not Path(name).exists():
         return name
-    from .. import assets
-
-    for embedded, getter in EMBEDDED_MODELS.items():
+    for embedded in EMBEDDED_MODELS:
         try:
-            folder = getattr(assets, getter)()
+            folder = embedded_model_path(embedded)
         except FileNotFoundError:
             continue
         if Path(name).exists() and Path(name).resolve() == Path(folder).resolve():
@@ -145,6 +143,8 @@ def method_hyperparameters(pruning_config: Mapping) -> dict:
         return {k: v for k, v in pruning_config.items() if k != "versions"}
     spec = get_method(method)
     drop = set(UNSTRUCTURED_KEYS if spec.family == "structured" else STRUCTURED_KEYS)
+    if spec.family == "experts":  # whole experts go: neither the weight nor the head/channel selections apply
+        drop.update(UNSTRUCTURED_KEYS)
     if not spec.reconstruct:
         drop.update(RECONSTRUCT_KEYS)
     if not spec.sink:
@@ -264,9 +264,12 @@ def build_model_card(
     Rendered with `ModelCard.from_template` from `optimum_sinkprune/hub/model_cards/pruned_model_card.jinja`.
     Metadata: `base_model` (the Hub id, or the embedded model's name; never a local path), `datasets` (Hub ids of
     the calibration data), `library_name`, `tags` (sink-aware-pruning, pruned, diffusion-language-model,
-    optimum-sinkprune, the method, `sparse` and the N:M pattern for weight pruning, `structured-pruning`),
-    `pipeline_tag`, `license` when known and `model-index` with the measured results (4 significant digits). No `base_model_relation`: the Hub has none for
-    pruning. Anything resembling a token is redacted from the card.
+    optimum-sinkprune, the method, `sparse` and the N:M pattern for weight pruning, `structured-pruning`,
+    `expert-pruning` for the expert methods;
+    `quantized` and `int4`/`int8` when the config carries a `quantization`, which for a quantized-only checkpoint
+    replaces `pruned` and `sparse` and names the title), `pipeline_tag`, `license` when known and `model-index` with
+    the measured results (4 significant digits). No `base_model_relation`: the Hub has none for pruning. Anything
+    resembling a token is redacted from the card.
 
     Args:
         pruning_config (`dict`): the pruning config (must name its `method`); `versions` is shown separately.
@@ -301,7 +304,11 @@ def build_model_card(
     base_display = _display_model(base_model)
     budget = []
     structured = is_method(method, "structured")
-    if structured or pruning_config.get("target_param_reduction") is not None:
+    experts = is_method(method, "experts")
+    if experts:
+        if pruning_config.get("expert_ratio") is not None:
+            budget.append(f"{float(pruning_config['expert_ratio']):.0%} of experts removed")
+    elif structured or pruning_config.get("target_param_reduction") is not None:
         reduction = pruning_config.get("target_param_reduction")
         if reduction is not None:
             budget.append(f"{float(reduction):.0%} of block parameters removed")
@@ -313,16 +320,31 @@ def build_model_card(
             budget.append(f"{float(pruning_config['sparsity']):.0%} sparsity")
         if pruning_config.get("pattern"):
             budget.append(str(pruning_config["pattern"]))
-    title = model_name or f"{base_display or 'Model'} pruned with {method}"
-    if model_name is None and budget:
-        title += f" ({', '.join(budget)})"
+    quantization = pruning_config.get("quantization")
+    quantization = quantization if isinstance(quantization, Mapping) else None
+    # a quantized-only checkpoint (no pruning step): the quantizer names its method "<method>-int<bits>"
+    quantized_only = quantization is not None and not is_method(method)
+    if quantized_only:
+        group = quantization.get("group_size")
+        title = model_name or (f"{base_display or 'Model'} quantized with {quantization.get('method')} "
+                               f"(int{quantization.get('bits')}, "
+                               f"{f'group size {group}' if group else 'one scale per row'})")
+    else:
+        title = model_name or f"{base_display or 'Model'} pruned with {method}"
+        if model_name is None and budget:
+            title += f" ({', '.join(budget)})"
 
     text = method_card_text(method)
     history = [dict(step) for step in (history or []) if isinstance(step, Mapping)]
-    family_tags = ["structured-pruning"] if structured else ["sparse"]
+    family_tags = ["structured-pruning"] if structured else ["expert-pruning"] if experts else ["sparse"]
     if not structured and pruning_config.get("pattern") not in (None, "unstructured"):
         family_tags.append(str(pruning_config["pattern"]))
-    tags = list(dict.fromkeys([*BASE_TAGS, *family_tags, method.replace("_", "-")]))
+    tags = [*BASE_TAGS, *family_tags, method.replace("_", "-")]
+    if quantization is not None:
+        tags += ["quantized", f"int{quantization.get('bits')}"]
+    if quantized_only:  # nothing was pruned: the zeros are weights that rounded to 0
+        tags = [t for t in tags if t not in ("pruned", "sparse")]
+    tags = list(dict.fromkeys(tags))
 
     size_rows = []
     for label, before_keys, after_keys, fmt in (
@@ -466,8 +488,8 @@ def prune_command(pruning_config: Mapping, model: str, *, data: str | None = Non
     if preset is not None:
         parts += ["--preset", preset]
     used = method_hyperparameters(pruning_config)
-    keys = ("sparsity", "pattern", "target_param_reduction", "num_samples", "seq_len", "seed", "batch_size",
-            "diffusion_steps", "sample_interval", "noise_schedule", "protected_positions")
+    keys = ("sparsity", "pattern", "target_param_reduction", "expert_ratio", "num_samples", "seq_len", "seed",
+            "batch_size", "diffusion_steps", "sample_interval", "noise_schedule", "protected_positions")
     for key in keys:
         if used.get(key) is not None:
             parts += [f"--{key.replace('_', '-')}", str(used[key])]

@@ -333,6 +333,17 @@ def _push_once(api: HfApi, folder: Path, repo_id: str, *, private, revision, cre
     return info.commit_url
 
 
+def _check_push_options(*, max_retries, timeout, commit_message, token) -> tuple[tuple[float, float], str]:
+    """The checks of `push_to_hub`'s options that need neither the folder nor the network; returns the
+    `(connect, read)` timeouts and the token."""
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    timeouts = resolve_timeout(timeout)
+    if commit_message is not None and not isinstance(commit_message, str):
+        raise ValueError(f"commit_message must be a string, got {type(commit_message).__name__}")
+    return timeouts, _require_token(token)
+
+
 def push_to_hub(
     folder: str | os.PathLike,
     repo_id: str,
@@ -384,12 +395,8 @@ def push_to_hub(
     """
     validate_repo_id(repo_id)
     path = validate_checkpoint_folder(folder)
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-    timeouts = resolve_timeout(timeout)
-    if commit_message is not None and not isinstance(commit_message, str):
-        raise ValueError(f"commit_message must be a string, got {type(commit_message).__name__}")
-    token = _require_token(token)
+    timeouts, token = _check_push_options(max_retries=max_retries, timeout=timeout, commit_message=commit_message,
+                                          token=token)
     tokens = {t for t in (token, get_token()) if t}
     if commit_message and _redact(commit_message, tokens) != commit_message:
         logger.warning("the commit message contains the Hugging Face token; it is committed with *** in its place")
@@ -446,9 +453,9 @@ def push_pruned_model(
     r"""Save a pruned model with [`save_pruned_model`] and push the folder with [`push_to_hub`] (what
     `SinkAwarePruner.push_to_hub` does).
 
-    The repo id, the timeout and the token are checked before anything is saved. Without `save_directory` the
-    checkpoint goes to a temporary folder that is deleted after a successful push and kept after a failed one, so
-    that the retry command in the [`HubPushError`] works.
+    The repo id and the push options (retries, timeout, commit message, token) are checked before anything is
+    saved. Without `save_directory` the checkpoint goes to a temporary folder that is deleted after a successful push
+    and kept after a failed one, so that the retry command in the [`HubPushError`] works.
 
     Args:
         model (`nn.Module`): the pruned model.
@@ -464,8 +471,7 @@ def push_pruned_model(
     from .save import save_pruned_model
 
     validate_repo_id(repo_id)
-    resolve_timeout(timeout)
-    _require_token(token)
+    _check_push_options(max_retries=max_retries, timeout=timeout, commit_message=commit_message, token=token)
     scratch = None
     if save_directory is None:
         scratch = Path(tempfile.mkdtemp(prefix="sinkprune-push-"))

@@ -1,7 +1,8 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Weight-pruning methods as pure pieces: scorers, maskers, SparseGPT, and `apply_mask` (the one writer).
 
-What each method is (its `MethodSpec`) lives in `optimum_sinkprune.registry`; the built-in specs are in `catalog/`.
+What each method is: its `MethodSpec` (`spec.py`); the built-in specs are in `catalog/`, the registered ones in
+`optimum_sinkprune.registry`. The blockwise OBS sweep shared by SparseGPT and GPTQ is `obs.py`.
 """
 
 from .layer import layer_mask

@@ -1,7 +1,7 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """GPTQ (Frantar et al., 2023) and SparseGPT's joint sparsify + quantize pass, from a layer Hessian. Pure.
 
-Both are the column sweep of `methods.sparsegpt.obs_sweep` (one inverse-Hessian Cholesky factor, shared with
+Both are the column sweep of `methods.obs.obs_sweep` (one inverse-Hessian Cholesky factor, shared with
 SparseGPT) with an integer grid: GPTQ rounds every column to the grid and propagates the rounding error to the later
 columns; the joint pass zeroes the pruned weights of a column and rounds the kept ones in the same sweep. Given the
 sink-weighted Hessian of `sink_sparsegpt` (inputs weighted by 1 − σ̄), GPTQ is sink-aware.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .rtn import QuantGrid
-from .sparsegpt import obs_sweep
+from .obs import obs_sweep
 
 
 def gptq_quantize(

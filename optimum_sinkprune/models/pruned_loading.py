@@ -44,12 +44,14 @@ import logging
 
 from torch import nn
 from transformers.models.bert import modeling_bert
+from transformers.models.diffusion_gemma import modeling_diffusion_gemma
 from transformers.models.llama import modeling_llama
 from transformers.models.modernbert import modeling_modernbert
 from transformers.models.qwen2 import modeling_qwen2
 from transformers.models.roberta import modeling_roberta
 
 from ..adapters.bert import BertAdapter, ModernBertAdapter, RobertaAdapter
+from ..adapters.diffusion_gemma import DiffusionGemmaAdapter
 from ..adapters.llama import LlamaAdapter, Qwen2Adapter
 from .structural_record import validate_structural_record
 
@@ -62,6 +64,9 @@ logger = logging.getLogger(__name__)
 # The adapter that reads and resizes each native family the patch serves (BERT-family masked LMs included).
 NATIVE_ADAPTERS = {cls.model_types[0]: cls for cls in (LlamaAdapter, Qwen2Adapter, BertAdapter, RobertaAdapter,
                                                        ModernBertAdapter)}
+# DiffusionGemma's text layers are built from its text config; each layer kind has its own head layout, which the
+# adapter reads (`pruned_layer_shape`, `resize_pruned_layer`)
+NATIVE_ADAPTERS["diffusion_gemma_text"] = DiffusionGemmaAdapter
 
 
 def _native_adapter(config) -> LlamaAdapter:
@@ -177,7 +182,10 @@ def make_pruned_layer_class(
         adapter = adapter_cls()
         if _records_structure(config, adapter):
             try:
-                resize_native_layer(self, config, layer_idx, adapter)
+                if hasattr(adapter, "resize_pruned_layer"):  # layers of different kinds (DiffusionGemma)
+                    adapter.resize_pruned_layer(self, config, layer_idx)
+                else:
+                    resize_native_layer(self, config, layer_idx, adapter)
             except Exception:
                 # transformers' `apply_patches` restores the original classes only when the build succeeds; a
                 # malformed record raised here would leave the replacements in its modules for the whole process
@@ -197,7 +205,12 @@ Qwen2DecoderLayer = make_pruned_layer_class(modeling_qwen2.Qwen2DecoderLayer, Qw
 BertLayer = make_pruned_layer_class(modeling_bert.BertLayer, BertAdapter)
 RobertaLayer = make_pruned_layer_class(modeling_roberta.RobertaLayer, RobertaAdapter)
 ModernBertEncoderLayer = make_pruned_layer_class(modeling_modernbert.ModernBertEncoderLayer, ModernBertAdapter)
-REPLACEMENTS = (LlamaDecoderLayer, Qwen2DecoderLayer, BertLayer, RobertaLayer, ModernBertEncoderLayer)
+DiffusionGemmaEncoderTextLayer = make_pruned_layer_class(modeling_diffusion_gemma.DiffusionGemmaEncoderTextLayer,
+                                                         DiffusionGemmaAdapter)
+DiffusionGemmaDecoderTextLayer = make_pruned_layer_class(modeling_diffusion_gemma.DiffusionGemmaDecoderTextLayer,
+                                                         DiffusionGemmaAdapter)
+REPLACEMENTS = (LlamaDecoderLayer, Qwen2DecoderLayer, BertLayer, RobertaLayer, ModernBertEncoderLayer,
+                DiffusionGemmaEncoderTextLayer, DiffusionGemmaDecoderTextLayer)
 
 
 def _patch_key(class_name: str) -> str:
@@ -234,7 +247,12 @@ def _watching_post_init(original):
         original(self, *args, **kwargs)
         adapter = _native_adapter(self)
         if _records_structure(self, adapter):
-            native_structural_record(self, adapter)  # a malformed record fails at config load, naming the field
+            # a malformed record fails at config load, naming the field
+            if hasattr(adapter, "pruned_layer_shape"):
+                for layer in range(int(self.num_hidden_layers)):
+                    adapter.pruned_layer_shape(self, layer)
+            else:
+                native_structural_record(self, adapter)
             register_pruned_loading()
 
     __post_init__.__wrapped__ = original
@@ -250,12 +268,13 @@ def watch_native_configs() -> None:
     which costs nothing per load.
     """
     from transformers.models.bert.configuration_bert import BertConfig
+    from transformers.models.diffusion_gemma.configuration_diffusion_gemma import DiffusionGemmaTextConfig
     from transformers.models.llama.configuration_llama import LlamaConfig
     from transformers.models.modernbert.configuration_modernbert import ModernBertConfig
     from transformers.models.qwen2.configuration_qwen2 import Qwen2Config
     from transformers.models.roberta.configuration_roberta import RobertaConfig
 
-    for config_cls in (LlamaConfig, Qwen2Config, BertConfig, RobertaConfig, ModernBertConfig):
+    for config_cls in (LlamaConfig, Qwen2Config, BertConfig, RobertaConfig, ModernBertConfig, DiffusionGemmaTextConfig):
         # BertConfig / RobertaConfig inherit PreTrainedConfig's: the wrapper goes on the class itself
         current = config_cls.__dict__.get("__post_init__") or getattr(config_cls, "__post_init__", None)
         if current is None or getattr(current, "_sinkprune_watch", False):
@@ -275,6 +294,8 @@ def unregister_pruned_loading() -> None:
 
 __all__ = [
     "BertLayer",
+    "DiffusionGemmaDecoderTextLayer",
+    "DiffusionGemmaEncoderTextLayer",
     "LlamaDecoderLayer",
     "ModernBertEncoderLayer",
     "RobertaLayer",

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..adapters.base import ModelAdapter
+from ..calibration.noise import NoiseSchedule
 from ..configuration import ALLOCATIONS, STRUCTURED_MODES
 from ..registry import MethodSpec, get_method, method_names
 from ..validation import check_choice
@@ -368,6 +369,8 @@ def prune_structured(
             diffusion_steps=config.diffusion_steps, sample_interval=config.sample_interval,
             noise_eps=config.noise_eps, sink_alpha=config.sink_alpha, sink_std=config.sink_std,
             seed=config.seed, batch_size=config.batch_size, mask_token_id=mask_token_id, progress=progress,
+            # the config's noise_schedule / protected_positions (None: the family's defaults, as before)
+            noise=NoiseSchedule.from_config(config, adapter),
         )
     head_scores, channel_scores, summary = score_heads_and_channels(
         model, method, stats=stats, instability_weight=config.instability_weight, seed=config.seed
@@ -401,17 +404,9 @@ def prune_structured(
         for i in range(num_layers)
     ]
     result = StructuredPruningResult(
-        method=method,
-        mode=mode,
-        pruned_heads=all_heads,
-        mlp_widths=new_widths,
-        removed_heads=heads,
-        removed_channels=channels,
-        params_before=params_before,
-        params_after=params_after,
-        target_params=budget.target_params,
-        per_layer=per_layer,
-        scores_summary=summary,
+        method=method, mode=mode, pruned_heads=all_heads, mlp_widths=new_widths, removed_heads=heads,
+        removed_channels=channels, params_before=params_before, params_after=params_after,
+        target_params=budget.target_params, per_layer=per_layer, scores_summary=summary,
     )
     logger.info("%s (%s): block parameters %d -> %d (%.1f%% removed)", method, mode, params_before, params_after,
                 100 * result.realised_reduction)

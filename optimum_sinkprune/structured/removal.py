@@ -72,19 +72,54 @@ def head_geometry(model: nn.Module, adapter: ModelAdapter | None = None) -> Head
     )
 
 
+def layer_geometries(model: nn.Module, adapter: ModelAdapter | None = None) -> list[HeadGeometry]:
+    """Original head layout of every layer (`adapter.layer_head_geometry`: the same for every layer unless the family
+    mixes layer kinds, e.g. DiffusionGemma's sliding and full-attention layers)."""
+    adapter = adapter or get_adapter(model)
+    return [HeadGeometry(*adapter.layer_head_geometry(model, i)) for i in range(adapter.num_layers(model))]
+
+
 def validate_head_request(
-    heads: dict, *, geometry: HeadGeometry, already: dict[int, list[int]], num_layers: int, min_heads: int = 1
+    heads: dict, *, geometry: HeadGeometry | list[HeadGeometry], already: dict[int, list[int]], num_layers: int,
+    min_heads: int = 1
 ) -> dict[int, list[int]]:
     """Check a head-removal request (original indices) and return it normalised ({layer: sorted new heads}); the
     rules are those of a checkpoint's structural record (`models.structural_record.validate_head_request`).
+    `geometry` is the model's head layout, or one per layer (`layer_geometries`).
 
     Raises `ValueError` for: layer or head out of range, a head removed twice, fewer than `min_heads` heads left in a
     layer, or (grouped-query attention) a request that does not cover whole kv groups.
     """
-    return structural_record.validate_head_request(
-        heads, num_heads=geometry.num_heads, num_kv_heads=geometry.num_kv_heads, num_layers=num_layers,
-        already=already, min_heads=max(1, min_heads), field="heads",  # a request never empties a layer
-    )
+    if isinstance(geometry, list) and len(set(geometry)) == 1:
+        geometry = geometry[0]
+    if isinstance(geometry, HeadGeometry) or not isinstance(heads, dict):
+        g = geometry if isinstance(geometry, HeadGeometry) else geometry[0]
+        return structural_record.validate_head_request(
+            heads, num_heads=g.num_heads, num_kv_heads=g.num_kv_heads, num_layers=num_layers,
+            already=already, min_heads=max(1, min_heads), field="heads",  # a request never empties a layer
+        )
+    # layers of different kinds: each layer's entry by its own head layout (a bad layer key fails in the check)
+    out: dict[int, list[int]] = {}
+    for layer, value in heads.items():
+        index = _layer_or_none(layer, num_layers)
+        g = geometry[index] if index is not None else geometry[0]
+        part = structural_record.validate_head_request(
+            {layer: value}, num_heads=g.num_heads, num_kv_heads=g.num_kv_heads, num_layers=num_layers,
+            already=already, min_heads=max(1, min_heads), field="heads")
+        for key, entry in part.items():
+            if key in out:
+                raise ValueError(f"heads names layer {key} twice (keys {list(heads)!r}); give each layer once")
+            out[key] = entry
+    return out
+
+
+def _layer_or_none(layer, num_layers: int) -> int | None:
+    """The layer index a request key names, or None when it names none (the record check then says why)."""
+    try:
+        index = int(layer)
+    except (TypeError, ValueError):
+        return None
+    return index if 0 <= index < num_layers and not isinstance(layer, bool) else None
 
 
 def validate_channel_request(channels: dict, *, widths: list[int]) -> dict[int, list[int]]:
@@ -100,6 +135,26 @@ def current_widths(model: nn.Module, adapter: ModelAdapter | None = None) -> lis
     """Current MLP width of every layer."""
     adapter = adapter or get_adapter(model)
     return [adapter.mlp_width(model, i) for i in range(adapter.num_layers(model))]
+
+
+def record_structure(model: nn.Module, adapter: ModelAdapter, pruned_heads: dict[int, list[int]],
+                     mlp_widths: list[int]) -> None:
+    """Write the pruned structure into `model.config` through the adapter (`ModelAdapter.record_structure`) and, for
+    a family whose native classes build it on reload only through the module replacements
+    (`adapter.needs_pruned_loading`), register them, so reloads in this process get the pruned shapes.
+
+    Args:
+        model (`nn.Module`): the pruned model.
+        adapter (`ModelAdapter`): its adapter.
+        pruned_heads (`dict[int, list[int]]`): original head indices removed, per layer.
+        mlp_widths (`list[int]`): the MLP width of every layer.
+    """
+    adapter.record_structure(model, pruned_heads, mlp_widths)
+    if adapter.needs_pruned_loading:
+        # registered only once a structure exists: while registered, transformers scans every module on each load
+        from ..models.pruned_loading import register_pruned_loading
+
+        register_pruned_loading()
 
 
 def remove_heads(
@@ -134,14 +189,16 @@ def remove_heads(
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {MODES}")
     adapter = adapter or get_adapter(model)
-    geometry = head_geometry(model, adapter)
+    geometries = layer_geometries(model, adapter)
     already = adapter.pruned_heads(model)
     request = validate_head_request(
-        heads, geometry=geometry, already=already, num_layers=adapter.num_layers(model), min_heads=min_heads_per_layer
+        heads, geometry=geometries, already=already, num_layers=adapter.num_layers(model),
+        min_heads=min_heads_per_layer,
     )
-    group, hd = geometry.group_size, geometry.head_dim
     blocks = adapter.blocks(model)
     for layer, new in request.items():
+        geometry = geometries[layer]
+        group, hd = geometry.group_size, geometry.head_dim
         block = blocks[layer]
         current = kept_heads(geometry.num_heads, already.get(layer, []))  # original index of each current position
         position = {h: p for p, h in enumerate(current)}
@@ -167,7 +224,7 @@ def remove_heads(
     if mode == "mask":
         return request
     union = {i: sorted(set(already.get(i, [])) | set(request.get(i, []))) for i in set(already) | set(request)}
-    adapter.record_structure(model, union, current_widths(model, adapter))
+    record_structure(model, adapter, union, current_widths(model, adapter))
     logger.info("removed heads %s", request)
     return {i: v for i, v in sorted(union.items()) if v}
 
@@ -215,7 +272,7 @@ def remove_mlp_channels(
         adapter.set_mlp_width(block, len(keep))
     new_widths = [w - len(request.get(i, [])) for i, w in enumerate(widths)]
     if mode == "remove":
-        adapter.record_structure(model, adapter.pruned_heads(model), new_widths)
+        record_structure(model, adapter, adapter.pruned_heads(model), new_widths)
         logger.info("removed MLP channels: widths %s -> %s", widths, new_widths)
     return new_widths
 
@@ -246,7 +303,7 @@ def prune_structure(
         raise ValueError(f"mode={mode!r} is not one of {MODES}")
     adapter = adapter or get_adapter(model)
     validate_head_request(
-        heads or {}, geometry=head_geometry(model, adapter), already=adapter.pruned_heads(model),
+        heads or {}, geometry=layer_geometries(model, adapter), already=adapter.pruned_heads(model),
         num_layers=adapter.num_layers(model), min_heads=min_heads_per_layer,
     )
     validate_channel_request(channels or {}, widths=current_widths(model, adapter))
@@ -284,6 +341,7 @@ __all__ = [
     "head_rows",
     "kept_heads",
     "kv_groups_of",
+    "layer_geometries",
     "nonzero_block_parameter_count",
     "prune_structure",
     "remove_heads",

@@ -412,7 +412,11 @@ def test_sampler_fills_every_mask(family):
 
     model = tiny_masked_lm(family)
     prompt = framed_ids(2, 4)[:, :4]
-    out = generate(model, prompt, steps=4, gen_length=8, block_length=4)
+
+    class Tokenizer:  # BertConfig names no [CLS] / [SEP]: the sampler closes the canvas with the tokenizer's
+        cls_token_id, sep_token_id = CLS_ID, SEP_ID
+
+    out = generate(model, prompt, steps=4, gen_length=8, block_length=4, tokenizer=Tokenizer())
     assert out.sequences.shape == (2, 12) and out.steps_taken == 4
     assert not (out.sequences == MASK_ID).any()
     assert torch.equal(out.sequences[:, :4], prompt)

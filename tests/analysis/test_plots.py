@@ -22,19 +22,31 @@ def report():
 
 @pytest.fixture
 def figures(monkeypatch):
+    """The figures the plot functions build, by file name. They are kept, not rasterised: these tests read the
+    figures' texts and lines; `test_save_writes_a_png` checks the writer and tests/analysis/test_sink_report.py
+    (slow) writes every plot of a report as a PNG."""
     saved = {}
-    original = plots._save
 
     def keep(fig, path):
         saved[str(path).rsplit("/", 1)[-1]] = fig
-        return original(fig, path)
+        return str(path)
 
     monkeypatch.setattr(plots, "_save", keep)
     return saved
 
 
+def test_save_writes_a_png(tmp_path):
+    fig = plots._figure(1.0, 1.0)
+    fig.add_subplot(1, 1, 1).set_title("t")
+    path = plots._save(fig, tmp_path / "made" / "p.png")  # the folder is created
+    assert path == str(tmp_path / "made" / "p.png")
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_every_plot_has_a_title_and_names_its_sample(report, figures, tmp_path):
-    plots.plot_report(report, tmp_path, sample=1)
+    paths = plots.plot_report(report, tmp_path, sample=1)
+    assert paths == {name: str(tmp_path / f"{name}.png") for name in plots.PLOT_NAMES}
     heatmap, variance, mass = (figures[n] for n in ("sink_heatmap.png", "variance_distribution.png",
                                                        "mass_profiles.png"))
     assert "sample 1 of 2" in heatmap._suptitle.get_text()

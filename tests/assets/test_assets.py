@@ -123,3 +123,42 @@ def test_missing_assets_raise_clear_errors(monkeypatch, tmp_path):
         assets.default_model_path()
     with pytest.raises(FileNotFoundError, match="held-out"):
         assets.load_heldout_texts()
+
+
+def test_embedded_names_resolve_to_their_folders():
+    assert assets.embedded_model_path("tiny-llada") == default_model_path()
+    assert assets.embedded_model_path("tiny-llama-ar") == default_ar_model_path()
+    assert os.path.basename(assets.embedded_model_path("tiny-minilm-dlm")) == "tiny-minilm-dlm"
+    with pytest.raises(ValueError, match="tiny-minilm-dlm"):
+        assets.embedded_model_path("tiny-nothing")
+
+
+def test_minilm_dlm_loads_framed_and_tied():
+    from optimum_sinkprune.hub.load import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer("tiny-minilm-dlm", dtype="float32")
+    assert type(model).__name__ == "BertForMaskedLM"
+    cfg = model.config
+    assert (cfg.mask_token_id, cfg.cls_token_id, cfg.sep_token_id) == (
+        tokenizer.mask_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    # the MLM decoder is the word embedding matrix (tied), as trained
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    text = "And God said, Let there be light: and there was light."
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]  # [CLS] ... [SEP]
+    masked = ids.clone()
+    masked[0, 3] = cfg.mask_token_id
+    with torch.no_grad():
+        logits = model(input_ids=masked).logits
+    assert logits.shape == (1, ids.shape[1], cfg.vocab_size) and torch.isfinite(logits).all()
+
+
+def test_minilm_dlm_folder_is_bf16_and_credits_its_base_model():
+    path = assets.embedded_model_path("tiny-minilm-dlm")
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    assert size < 50 * 1024 * 1024
+    assert json.loads(open(os.path.join(path, "config.json")).read()).get("dtype") == "bfloat16"
+    card = open(os.path.join(path, "README.md"), encoding="utf-8").read()
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert "license: apache-2.0" in card and "Apache-2.0" in card
+    state = json.loads(open(os.path.join(path, "training_state.json")).read())
+    assert state["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and state["step"] > 0

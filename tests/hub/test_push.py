@@ -314,6 +314,13 @@ def test_push_pruned_model_saves_then_pushes(fake_hub, model, tmp_path, monkeypa
     with pytest.raises(MissingTokenError):
         push_pruned_model(model, "alice/x", pruning_config=PRUNING_CONFIG)
     assert len(list(tmp_path.glob("sinkprune-push-*"))) == 1
+    # bad push options are refused before the save, not after it
+    for bad in (dict(max_retries=-1), dict(commit_message=5)):
+        target = tmp_path / f"never-{next(iter(bad))}"
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            push_pruned_model(model, "alice/y", token=WRITE_TOKEN, save_directory=target, pruning_config=PRUNING_CONFIG,
+                              **bad)
+        assert not target.exists()
 
 
 # ---- our messages are never rewritten by the redaction; the token never reaches the commit --------------------------
@@ -411,18 +418,18 @@ def test_server_that_never_answers_times_out_and_is_retried(hub_env, saved_check
     slept = []
     monkeypatch.setattr("optimum_sinkprune.hub.push._sleep", slept.append)
     if configure == "environment":
-        monkeypatch.setenv("SINKPRUNE_HUB_TIMEOUT", "0.5,0.5")
+        monkeypatch.setenv("SINKPRUNE_HUB_TIMEOUT", "0.2,0.2")
     before, session_timeout = tree_digest(saved_checkpoint), get_session().timeout
     server = SilentServer()
     try:
         outcome = push_in_thread(folder=saved_checkpoint, repo_id="alice/tiny", token=WRITE_TOKEN,
                                  endpoint=server.url, max_retries=2,
-                                 **({"timeout": 0.5} if configure == "argument" else {}))
+                                 **({"timeout": 0.2} if configure == "argument" else {}))
     finally:
         server.close()
     err = outcome.get("error")
     assert isinstance(err, HubPushError), outcome
-    assert "did not answer in time (connect timeout 0.5 s, read timeout 0.5 s) after 3 attempt(s)" in str(err)
+    assert "did not answer in time (connect timeout 0.2 s, read timeout 0.2 s) after 3 attempt(s)" in str(err)
     assert "SINKPRUNE_HUB_TIMEOUT" in str(err) and err.status_code is None
     assert slept == [2.0, 4.0] and server.accepted >= 3  # retried within the back-off, one connection per attempt
     assert tree_digest(saved_checkpoint) == before  # the local folder is intact

@@ -98,8 +98,8 @@ def test_valid_record_loads_normalised(tmp_path, family):
 
 
 def test_native_checkpoint_with_bad_record_fails_before_any_weight_loads(tmp_path):
-    model = LlamaForCausalLM(LlamaConfig(**SHAPES["llama"][1]))
-    model.save_pretrained(tmp_path)
+    # the config alone: the bad record must fail when the config is read, before any weight file is looked for
+    LlamaConfig(**SHAPES["llama"][1]).save_pretrained(tmp_path)
     raw = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     raw["pruned_heads"] = {"0": [0, 1], "7": [2, 3]}
     (tmp_path / "config.json").write_text(json.dumps(raw), encoding="utf-8")

@@ -144,6 +144,7 @@ def test_resume_continues_the_step_counter_and_the_same_trajectory(tmp_path):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
     with open(split / tm.EVAL_CSV, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in rows] == [0]  # the baseline row; a resumed run does not repeat it
+    # the baseline row (a resumed run does not repeat it) and a final row whenever a run reaches its max_steps
+    assert [int(r["step"]) for r in rows] == [0, 2, 4]
     assert float(rows[0]["heldout_loss"]) > 0 and 0.0 <= float(rows[0]["heldout_acc_t05"]) <= 1.0
     assert (split / tm.BEST).is_file() and not list(split.glob(".*.tmp"))

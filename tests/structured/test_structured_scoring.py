@@ -127,3 +127,27 @@ def test_sink_heads_prefers_unstable_heads():
     heads, _, _ = score_heads_and_channels(model, "sink_heads", stats=stats, instability_weight=1000.0, seed=0)
     if instability.std() > 0:
         assert instability.flatten()[heads.flatten().argmin()] == instability.max()
+
+
+def test_prune_structured_uses_the_configs_noise_schedule(monkeypatch):
+    """`noise_schedule` / `protected_positions` of the config reach the structured statistics (None: the family's)."""
+    import optimum_sinkprune.structured.pruner as structured_pruner
+
+    seen = []
+    real = structured_pruner.collect_structured_statistics
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["noise"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(structured_pruner, "collect_structured_statistics", spy)
+    ids = torch.randint(4, 120, (2, 12), generator=torch.Generator().manual_seed(0))
+    common = dict(method="sink_heads", target_param_reduction=0.3, num_samples=2, seq_len=12, diffusion_steps=10,
+                  sample_interval=5, batch_size=2)
+    prune_structured(tiny_llada(), config=SinkAwarePruningConfig(**common), calibration_ids=ids, progress=False)
+    prune_structured(tiny_llada(), config=SinkAwarePruningConfig(**common, noise_schedule="uniform",
+                                                                 protected_positions="first_last"),
+                     calibration_ids=ids, progress=False)
+    family = get_adapter(tiny_llada()).noise_defaults()
+    assert (seen[0].schedule, seen[0].protected) == (family.schedule, family.protected)
+    assert (seen[1].schedule, seen[1].protected) == ("uniform", "first_last")

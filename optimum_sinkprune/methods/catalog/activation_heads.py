@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...registry import CardText, MethodSpec, register_method
-from .sink_heads import activation_summary
+from ..spec import CardText, MethodSpec
+from ._texts import activation_summary
 
 
 def score(inputs) -> tuple[Any, list, dict[str, Any]]:
@@ -17,16 +17,12 @@ def score(inputs) -> tuple[Any, list, dict[str, Any]]:
     return importance, channels, activation_summary(importance, inputs.stats)
 
 
-SPEC = register_method(MethodSpec(
-    name="activation_heads",
-    order="dense",
-    statistic="head_norms",
-    noised=True,
-    scorer=score,
+SPEC = MethodSpec(
+    name="activation_heads", order="dense", statistic="head_norms", noised=True, scorer=score,
     card=CardText(
         name="Activation-importance head and channel pruning (structured baseline)",
         summary="heads ranked by output contribution, channels by structured Wanda, without sink weighting",
         equation=r"\text{score}_h = \lVert X_h \rVert_2 \, \lVert W_o[:, h] \rVert_F, \quad "
                  r"\text{score}_c = \lVert W_{down}[:, c] \rVert_2 \, \lVert a_c \rVert_2",
     ),
-))
+)

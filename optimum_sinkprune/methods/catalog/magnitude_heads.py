@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...registry import CardText, MethodSpec, register_method
+from ..spec import CardText, MethodSpec
 
 
 def score(inputs) -> tuple[Any, list, dict[str, Any]]:
@@ -14,13 +14,12 @@ def score(inputs) -> tuple[Any, list, dict[str, Any]]:
     return inputs.head_weight_norms, inputs.channel_weight_norms, {}
 
 
-SPEC = register_method(MethodSpec(
-    name="magnitude_heads",
-    scorer=score,
+SPEC = MethodSpec(
+    name="magnitude_heads", scorer=score,
     card=CardText(
         name="Magnitude head and channel pruning (structured baseline)",
         summary="heads and MLP channels ranked by the norm of their weights",
         equation=r"\text{score}_h = \lVert W_{q,k,v,o}[h] \rVert_F, \quad \text{score}_c = \lVert W_{down}[:, c] "
                  r"\rVert_2",
     ),
-))
+)

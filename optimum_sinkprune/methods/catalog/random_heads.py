@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ...registry import CardText, MethodSpec, register_method
+from ..spec import CardText, MethodSpec
 
 
 def score(inputs) -> tuple[Any, list, dict[str, Any]]:
@@ -20,11 +20,8 @@ def score(inputs) -> tuple[Any, list, dict[str, Any]]:
     return heads, channels, {}
 
 
-SPEC = register_method(MethodSpec(
-    name="random_heads",
-    scorer=score,
-    card=CardText(
-        name="Random head and channel pruning (structured baseline)",
-        summary="heads and MLP channels removed at random (seeded)",
-    ),
-))
+SPEC = MethodSpec(
+    name="random_heads", scorer=score,
+    card=CardText(name="Random head and channel pruning (structured baseline)",
+                  summary="heads and MLP channels removed at random (seeded)"),
+)

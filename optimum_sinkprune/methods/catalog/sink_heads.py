@@ -7,19 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...registry import CardText, MethodSpec, register_method
-
-STRUCTURED_SYMBOLS = (
-    r"$z$ standardises over the heads still present, $X_h$ is head $h$'s output, $p_h(t)$ its dominant sink "
-    r"position at denoising step $t$, $\lambda$ = `instability_weight`, $a_c$ the activation of MLP channel $c$ and "
-    r"$\sigma$ the sink weight of each token"
-)
-
-
-def activation_summary(importance, stats) -> dict[str, Any]:
-    """The report entries of the activation-based head scorers (`sink_heads`, `activation_heads`)."""
-    return {"importance": importance.tolist(), "mean_sink_weight": stats.mean_sink_weight,
-            "calibration_forwards": stats.forwards}
+from ..spec import CardText, MethodSpec
+from ._texts import STRUCTURED_SYMBOLS, activation_summary
 
 
 def score(inputs) -> tuple[Any, list, dict[str, Any]]:
@@ -37,13 +26,8 @@ def score(inputs) -> tuple[Any, list, dict[str, Any]]:
     return heads, channels, summary
 
 
-SPEC = register_method(MethodSpec(
-    name="sink_heads",
-    order="dense",
-    statistic="head_norms",
-    noised=True,
-    sink=True,
-    scorer=score,
+SPEC = MethodSpec(
+    name="sink_heads", order="dense", statistic="head_norms", noised=True, sink=True, scorer=score,
     card=CardText(
         name="Sink-aware head and channel pruning (structured)",
         summary="attention heads ranked by their output contribution and by how much their dominant sink position "
@@ -54,4 +38,4 @@ SPEC = register_method(MethodSpec(
                  r"\quad \text{score}_c = \lVert W_{down}[:, c] \rVert_2 \, \lVert (1 - \sigma) \odot a_c \rVert_2",
         symbols=STRUCTURED_SYMBOLS,
     ),
-))
+)

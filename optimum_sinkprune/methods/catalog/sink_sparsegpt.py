@@ -2,20 +2,15 @@
 """`sink_sparsegpt`: SparseGPT whose Hessian comes from clean inputs weighted by 1 − mean σ, with σ measured on
 noised inputs (so it needs a mask token); blocks in order."""
 
-from ...registry import CardText, MethodSpec, register_method
-from .sink_wanda import SINK_SYMBOLS
+from ..spec import CardText, MethodSpec
+from ._texts import SINK_SYMBOLS
 
-SPEC = register_method(MethodSpec(
-    name="sink_sparsegpt",
-    order="sequential",
-    statistic="hessian",
-    noised=True,
-    sink=True,
-    reconstruct=True,
+SPEC = MethodSpec(
+    name="sink_sparsegpt", order="sequential", statistic="hessian", noised=True, sink=True, reconstruct=True,
     card=CardText(
         name="Sink-Aware SparseGPT (Myrzakhan et al., 2026)",
         summary="SparseGPT with the Hessian built from sink-down-weighted inputs",
         equation=r"H = \tfrac{2}{n} \tilde X^\top \tilde X + \lambda I, \quad \tilde X = (1 - \bar\sigma) \odot X",
         symbols=SINK_SYMBOLS,
     ),
-))
+)

@@ -2,22 +2,11 @@
 """`sink_wanda`, the paper's method: Wanda statistics of the dense model on noised inputs along the denoising
 trajectory, with attention-sink tokens down-weighted by 1 − σ; every layer pruned at once."""
 
-from ...registry import CardText, MethodSpec, register_method
+from ..spec import CardText, MethodSpec
+from ._texts import SINK_SYMBOLS
 
-# The symbols of the sink weight σ (shared with sink_sparsegpt's card).
-SINK_SYMBOLS = (
-    r"$m$ is the attention mass a token receives (summed over heads and layers) at a sampled denoising step, "
-    r"$\bar m$ and $s_m$ its mean and standard deviation over positions, $\alpha$ = `sink_alpha`, $k$ = `sink_std`, "
-    r"and the sum runs over calibration samples $x$ and sampled steps $t$"
-)
-
-SPEC = register_method(MethodSpec(
-    name="sink_wanda",
-    order="dense",
-    statistic="token_norm_sum",
-    noised=True,
-    sink=True,
-    per_row=True,
+SPEC = MethodSpec(
+    name="sink_wanda", order="dense", statistic="token_norm_sum", noised=True, sink=True, per_row=True,
     card=CardText(
         name="Sink-Aware Wanda (Myrzakhan et al., 2026)",
         summary="Wanda statistics on noised inputs along the denoising trajectory, with attention-sink tokens "
@@ -26,4 +15,4 @@ SPEC = register_method(MethodSpec(
                  r"S_{ij} = |W_{ij}| \cdot \sum_{(x, t)} \lVert (1 - \sigma) \odot X_j \rVert_2",
         symbols=SINK_SYMBOLS,
     ),
-))
+)

@@ -2,16 +2,12 @@
 """`sparsegpt` (Frantar & Alistarh, 2023): OBS saliency from the layer Hessian with weight reconstruction, blocks in
 order on clean inputs. The maths is `optimum_sinkprune.methods.sparsegpt`."""
 
-from ...registry import CardText, MethodSpec, register_method
+from ..spec import CardText, MethodSpec
 
-SPEC = register_method(MethodSpec(
-    name="sparsegpt",
-    order="sequential",
-    statistic="hessian",
-    reconstruct=True,
-    card=CardText(
-        name="SparseGPT (Frantar & Alistarh, 2023)",
-        summary="optimal-brain-surgeon saliency with the inverse Hessian of the layer inputs, and error compensation",
-        equation=r"S_{ij} = \frac{W_{ij}^2}{[H^{-1}]_{jj}^2}, \quad H = \tfrac{2}{n} X^\top X + \lambda I",
-    ),
-))
+SPEC = MethodSpec(
+    name="sparsegpt", order="sequential", statistic="hessian", reconstruct=True,
+    card=CardText(name="SparseGPT (Frantar & Alistarh, 2023)",
+                  summary="optimal-brain-surgeon saliency with the inverse Hessian of the layer inputs, and error "
+                          "compensation",
+                  equation=r"S_{ij} = \frac{W_{ij}^2}{[H^{-1}]_{jj}^2}, \quad H = \tfrac{2}{n} X^\top X + \lambda I"),
+)
