@@ -10,8 +10,12 @@ The whole model has ~48k parameters, builds in well under a second and runs a fo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion
+
+from optimum_sinkprune import SinkAwarePruner, SinkAwarePruningConfig
 
 DG_VOCAB = 128
 DG_CANVAS = 8
@@ -66,3 +70,23 @@ def text_ids(batch: int, seq: int, seed: int = 0) -> torch.Tensor:
     """Random text token ids [batch, seq] (no special or multimodal token)."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(DG_TEXT_IDS[0], DG_TEXT_IDS[1], (batch, seq), generator=gen)
+
+
+def weighted_calibration_forwards(model, adapter, windows: torch.Tensor, token_weight: torch.Tensor, current: dict,
+                                  handles: Iterable) -> None:
+    """Plain calibration forwards, one window at a time, with that window's token weights in `current["w"]` for the
+    caller's hooks to read; the hooks (`handles`) are removed afterwards, whatever happens."""
+    try:
+        with torch.no_grad():
+            for window, w in zip(windows, token_weight):
+                current["w"] = w
+                adapter.calibration_forward(model, window[None])
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def prune_with_structured_method(model, method: str):
+    """`SinkAwarePruner.prune` with a structured `method` (a 20 % parameter reduction) on two text windows of 24."""
+    config = SinkAwarePruningConfig(method=method, target_param_reduction=0.2, num_samples=2, seq_len=24)
+    return SinkAwarePruner(model).prune(config, text_ids(2, 24), progress=False)

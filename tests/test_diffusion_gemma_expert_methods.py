@@ -8,9 +8,7 @@ than top_k is refused before any calibration or change. The CLI lists both metho
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,18 +22,8 @@ from optimum_sinkprune.registry import get_method, method_names
 from optimum_sinkprune.structured import experts as expert_module
 from optimum_sinkprune.structured.experts import prune_experts
 
+import diffusion_gemma_fixtures as fx
 
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 SEQ = 24
 SMALL = dict(num_samples=2, seq_len=SEQ, diffusion_steps=4, sample_interval=2, seed=3)
 METHODS = {"reap_experts": False, "sink_experts": True}  # method -> sink-weighted

@@ -6,9 +6,6 @@ than top_k are refused (both numbers in the message) before any change."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,18 +15,8 @@ from optimum_sinkprune.calibration.noise import NoiseSchedule
 from optimum_sinkprune.calibration.sink_weights import sink_weights
 from optimum_sinkprune.structured.experts import experts_to_remove, kept_experts, prune_experts, score_experts
 
+import diffusion_gemma_fixtures as fx
 
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 SEQ = 24
 NOISE = NoiseSchedule(diffusion_steps=4, sample_interval=2, seed=3)
 
@@ -65,14 +52,7 @@ def _hand_scores(model, windows: torch.Tensor, token_weight: torch.Tensor) -> to
         return hook
 
     handles = [block.experts.register_forward_hook(hook_for(i)) for i, block in enumerate(blocks)]
-    try:
-        with torch.no_grad():
-            for window, w in zip(windows, token_weight):
-                current["w"] = w
-                adapter.calibration_forward(model, window[None])
-    finally:
-        for handle in handles:
-            handle.remove()
+    fx.weighted_calibration_forwards(model, adapter, windows, token_weight, current, handles)
     return num_acc / den_acc
 
 

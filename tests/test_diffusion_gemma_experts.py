@@ -6,9 +6,6 @@ restored after) any weight change."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,18 +13,8 @@ import torch
 from optimum_sinkprune import SinkAwarePruner, SinkAwarePruningConfig
 from optimum_sinkprune.adapters.diffusion_gemma import ExpertLinear, UnroutedExpertError
 
+import diffusion_gemma_fixtures as fx
 
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 SEQ = 24
 EXPERTS = ["expert_gate_up", "expert_down"]
 
@@ -170,32 +157,32 @@ def _never_route_to(model, adapter, layer: int, expert: int):
     return adapter.blocks(model)[layer].router.register_forward_hook(reroute)
 
 
-def test_an_unrouted_expert_is_refused_before_any_change_on_the_dense_order():
-    model = fx.tiny_diffusion_gemma()
-    adapter = SinkAwarePruner(model).adapter
+def _assert_unrouted_refused_unchanged(model, adapter, layer: int, expert: int, config, match: str) -> None:
+    """Pruning while the router never picks `expert` of `layer` is refused (`match`) and leaves every weight as it
+    was."""
     before = _snapshot(model)
-    handle = _never_route_to(model, adapter, 1, 3)
+    handle = _never_route_to(model, adapter, layer, expert)
     try:
-        with pytest.raises(UnroutedExpertError, match="routed no token to layer 1 expert 3"):
-            SinkAwarePruner(model).prune(_config("sink_wanda", sparsity=0.5), fx.text_ids(2, SEQ), progress=False)
+        with pytest.raises(UnroutedExpertError, match=match):
+            SinkAwarePruner(model).prune(config, fx.text_ids(2, SEQ), progress=False)
     finally:
         handle.remove()
     for name, param in model.named_parameters():
         assert torch.equal(param, before[name]), name
+
+
+def test_an_unrouted_expert_is_refused_before_any_change_on_the_dense_order():
+    model = fx.tiny_diffusion_gemma()
+    adapter = SinkAwarePruner(model).adapter
+    _assert_unrouted_refused_unchanged(model, adapter, 1, 3, _config("sink_wanda", sparsity=0.5),
+                                       match="routed no token to layer 1 expert 3")
 
 
 def test_an_unrouted_expert_in_a_later_block_restores_the_earlier_blocks():
     model = fx.tiny_diffusion_gemma()
     adapter = SinkAwarePruner(model).adapter
-    before = _snapshot(model)
-    handle = _never_route_to(model, adapter, 1, 0)
-    try:
-        with pytest.raises(UnroutedExpertError, match="layer 1 expert 0"):
-            SinkAwarePruner(model).prune(_config("sparsegpt", sparsity=0.5), fx.text_ids(2, SEQ), progress=False)
-    finally:
-        handle.remove()
-    for name, param in model.named_parameters():
-        assert torch.equal(param, before[name]), name
+    _assert_unrouted_refused_unchanged(model, adapter, 1, 0, _config("sparsegpt", sparsity=0.5),
+                                       match="layer 1 expert 0")
     # leaving the unrouted expert out makes the same run work
     handle = _never_route_to(model, adapter, 1, 0)
     try:

@@ -6,10 +6,6 @@ canvas tokens. The statistics are checked against hooks on plain forwards with Ï
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -18,18 +14,8 @@ from optimum_sinkprune.calibration.noise import NoiseSchedule
 from optimum_sinkprune.calibration.sink_weights import sink_weights
 from optimum_sinkprune.registry import get_method, method_names
 
+import diffusion_gemma_fixtures as fx
 
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 SEQ = 24  # 16 context tokens (more than the sliding window keeps) and a canvas of 8
 NOISE = dict(diffusion_steps=4, sample_interval=2, seed=3)
 
@@ -99,14 +85,7 @@ def _hooked_norms(model, adapter, layers, windows, token_weight):
         return hook
 
     handles = [layer.register_forward_pre_hook(record(name)) for name, layer in layers.items()]
-    try:
-        with torch.no_grad():
-            for window, w in zip(windows, token_weight):
-                current["w"] = w
-                adapter.calibration_forward(model, window[None])
-    finally:
-        for handle in handles:
-            handle.remove()
+    fx.weighted_calibration_forwards(model, adapter, windows, token_weight, current, handles)
     return acc
 
 

@@ -5,8 +5,6 @@ does not support is refused before any weight changes."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,18 +12,7 @@ import torch
 
 from optimum_sinkprune import SinkAwarePruner, SinkAwarePruningConfig
 
-
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
+import diffusion_gemma_fixtures as fx
 
 
 def _config(method: str, **kwargs) -> SinkAwarePruningConfig:
@@ -152,8 +139,7 @@ def test_structured_methods_are_refused_before_any_change(method):
     model = fx.tiny_diffusion_gemma()
     before = _snapshot(model)
     with pytest.raises(NotImplementedError, match="structured methods .* are not supported on diffusion_gemma yet"):
-        SinkAwarePruner(model).prune(SinkAwarePruningConfig(method=method, target_param_reduction=0.2, num_samples=2,
-                                                            seq_len=24), fx.text_ids(2, 24), progress=False)
+        fx.prune_with_structured_method(model, method)
     after = dict(model.named_parameters())
     assert set(after) == set(before)
     for name, param in after.items():

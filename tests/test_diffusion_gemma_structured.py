@@ -6,30 +6,16 @@ that split a kv group or empty a layer, or malformed records, are refused before
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from optimum_sinkprune import SinkAwarePruner, SinkAwarePruningConfig
 from optimum_sinkprune.adapters import get_adapter
 from optimum_sinkprune.structured import prune_structure
 
+import diffusion_gemma_fixtures as fx
 
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 HEADS = {0: [2, 3]}  # kv group 1 of the sliding layer (4 heads, 2 kv heads)
 CHANNELS = {0: list(range(10)), 1: [1, 5, 7]}
 
@@ -130,7 +116,6 @@ def test_the_structured_methods_say_what_is_supported(method):
     model = fx.tiny_diffusion_gemma()
     before = _snapshot(model)
     with pytest.raises(NotImplementedError, match="prune_structure.*prune_experts"):
-        SinkAwarePruner(model).prune(SinkAwarePruningConfig(method=method, target_param_reduction=0.2, num_samples=2,
-                                                            seq_len=24), fx.text_ids(2, 24), progress=False)
+        fx.prune_with_structured_method(model, method)
     after = _snapshot(model)
     assert all(torch.equal(after[n], before[n]) for n in before)

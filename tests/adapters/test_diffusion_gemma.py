@@ -17,22 +17,8 @@ from optimum_sinkprune.adapters import (
     supported_model_types,
 )
 
-def _fixtures():
-    """tests/diffusion_gemma_fixtures.py, loaded by path (the tests folder is not a package)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+import diffusion_gemma_fixtures as _fx
 
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_fx = _fixtures()
 DG_CANVAS, DG_IMAGE_TOKEN, DG_VOCAB = _fx.DG_CANVAS, _fx.DG_IMAGE_TOKEN, _fx.DG_VOCAB
 text_ids, tiny_diffusion_gemma, tiny_diffusion_gemma_config = (_fx.text_ids, _fx.tiny_diffusion_gemma,
                                                                _fx.tiny_diffusion_gemma_config)

@@ -5,9 +5,6 @@ result does not depend on batching, the logits are untouched, and bad input is r
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,18 +14,8 @@ from optimum_sinkprune.analysis.block_diffusion import _LayerMassProbe, forward_
 from optimum_sinkprune.calibration.noise import NoiseSchedule
 from optimum_sinkprune.diffusion.block_diffusion import noise_canvases
 
+import diffusion_gemma_fixtures as fx
 
-def _fixtures():
-    name = "sinkprune_tests_diffusion_gemma_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "diffusion_gemma_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 SCHEDULE = NoiseSchedule(diffusion_steps=4, sample_interval=1, seed=3)
 CTX = 16  # longer than the sliding window's 7 cached context keys
 

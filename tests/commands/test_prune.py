@@ -4,28 +4,18 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from optimum_sinkprune.assets import default_model_path
 from optimum_sinkprune.commands.cli import main
-from optimum_sinkprune.models import LLaDAConfig, LLaDAModelLM
+
+from tiny_llada_checkpoint import save_tiny_llada
 
 ASSET_TOKENIZER = default_model_path()  # raises when the shipped model is missing: a broken install, not a skip
 
 
 @pytest.fixture
 def tiny_model_dir(tmp_path):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(ASSET_TOKENIZER)
-    config = LLaDAConfig(d_model=64, n_heads=4, n_layers=2, mlp_hidden_size=96, vocab_size=len(tokenizer),
-                         embedding_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, max_sequence_length=128)
-    torch.manual_seed(0)
-    path = tmp_path / "base"
-    LLaDAModelLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    path = save_tiny_llada(tmp_path / "base")
     text = tmp_path / "calib.txt"
     text.write_text("In the beginning God created the heaven and the earth. " * 40)
     return path, text

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from optimum_sinkprune.assets import default_ar_model_path, default_model_path
+from optimum_sinkprune.assets import default_ar_model_path
 from optimum_sinkprune.commands.cli import main
-from optimum_sinkprune.models import LLaDAConfig, LLaDAModelLM
+
+from tiny_llada_checkpoint import save_tiny_llada
 
 ROWS = ["", " = Genesis = \n", " In the beginning God created the heaven and the earth .\n", "",
         " And the earth was without form , and void ; and darkness was upon the face of the deep .\n"] * 20
@@ -19,17 +19,8 @@ ROWS = ["", " = Genesis = \n", " In the beginning God created the heaven and the
 @pytest.fixture
 def tiny_model_and_dataset(tmp_path):
     import datasets
-    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
-    config = LLaDAConfig(d_model=64, n_heads=4, n_layers=2, mlp_hidden_size=96, vocab_size=len(tokenizer),
-                         embedding_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, max_sequence_length=128)
-    torch.manual_seed(0)
-    base = tmp_path / "base"
-    LLaDAModelLM(config).save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    base = save_tiny_llada(tmp_path / "base")
     folder = tmp_path / "wikitext-2-raw-v1"
     datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ROWS})}).save_to_disk(folder)
     return base, folder

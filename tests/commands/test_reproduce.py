@@ -5,15 +5,14 @@ dense evaluation → pruning → pruned evaluation → the table beside the pape
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 from optimum_sinkprune.assets import default_ar_model_path, default_model_path
 from optimum_sinkprune.commands.cli import main
 
-TASKS = Path(__file__).resolve().parents[1] / "data" / "lm_eval_tasks"
+from lm_eval_fixtures import lm_eval_task_dir
+
 ROWS = ["", " = Genesis = \n", " In the beginning God created the heaven and the earth .\n", "",
         " And the earth was without form , and void ; and darkness was upon the face of the deep .\n"] * 20
 
@@ -21,13 +20,7 @@ ROWS = ["", " = Genesis = \n", " In the beginning God created the heaven and the
 @pytest.fixture
 def local_task(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    cfg = yaml.safe_load((TASKS / "sinkprune_tiny_mc.yaml").read_text())
-    cfg["dataset_kwargs"]["data_files"]["test"] = str(TASKS / "sinkprune_tiny_mc.jsonl")
-    cfg["dataset_kwargs"]["cache_dir"] = str(tmp_path / "datasets_cache")
-    out = tmp_path / "tasks"
-    out.mkdir()
-    (out / "sinkprune_tiny_mc.yaml").write_text(yaml.safe_dump(cfg))
-    return out
+    return lm_eval_task_dir(tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is not installed (the `eval` / `test` extras)")
-yaml = pytest.importorskip("yaml")
+pytest.importorskip("yaml")  # the task copy (lm_eval_fixtures) is written as YAML
 
 from lm_eval.api.instance import Instance  # noqa: E402
 
@@ -21,18 +21,9 @@ from optimum_sinkprune.evaluation.lm_eval_model import (  # noqa: E402
 from optimum_sinkprune.diffusion import official_continuation_loglikelihood  # noqa: E402
 from optimum_sinkprune.evaluation.scoring import greedy_matches, score_continuation  # noqa: E402
 
+from lm_eval_fixtures import lm_eval_task_dir  # noqa: E402
+
 TASKS = Path(__file__).resolve().parents[1] / "data" / "lm_eval_tasks"
-
-
-def _task_dir(tmp_path: Path) -> Path:
-    """A copy of the shipped task with absolute data paths and a private datasets cache."""
-    cfg = yaml.safe_load((TASKS / "sinkprune_tiny_mc.yaml").read_text())
-    cfg["dataset_kwargs"]["data_files"]["test"] = str(TASKS / "sinkprune_tiny_mc.jsonl")
-    cfg["dataset_kwargs"]["cache_dir"] = str(tmp_path / "datasets_cache")
-    out = tmp_path / "tasks"
-    out.mkdir()
-    (out / "sinkprune_tiny_mc.yaml").write_text(yaml.safe_dump(cfg))
-    return out
 
 
 def _expected_accuracy(bias: dict[str, float]) -> float:
@@ -56,7 +47,7 @@ def test_simple_evaluate_on_the_local_multiple_choice_task(
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=["sinkprune_tiny_mc"],
-        task_manager=TaskManager(include_path=str(_task_dir(tmp_path)), include_defaults=False),
+        task_manager=TaskManager(include_path=str(lm_eval_task_dir(tmp_path)), include_defaults=False),
         log_samples=False,
         bootstrap_iters=0,
     )
