@@ -57,24 +57,20 @@ def char_chunks(texts: list[str], *, num_chunks: int, chunk_chars: int) -> list[
     return out
 
 
-def framing(adapter, model, tokenizer) -> tuple[list[int], list[int]]:
-    """(prefix, suffix) token ids the model sees around a text: [CLS]/[SEP] for BERT-family, BOS for the others."""
-    if hasattr(adapter, "framing_token_ids"):
-        cls_id, sep_id = adapter.framing_token_ids(model, tokenizer)
-        return [int(cls_id)], [int(sep_id)]
+def framing(model, tokenizer) -> tuple[list[int], list[int]]:
+    """(prefix, suffix) token ids around a text: the library's one framing rule ([CLS]/[SEP] for BERT-family,
+    BOS for the others)."""
+    from optimum_sinkprune.calibration.framing import input_framing
+
     bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is None:
-        bos = getattr(model.config, "bos_token_id", None)
-    return ([] if bos is None else [int(bos)]), []
+    return input_framing(model, tokenizer, bos_token_id=bos if bos is not None else model.config.bos_token_id)
 
 
 def bits_per_character(model, tokenizer, chunks: list[str], *, mc: int, seed: int) -> dict:
     """ELBO bits per character over `chunks` (each scored alone), with its MC standard error."""
-    from optimum_sinkprune.adapters import get_adapter
     from optimum_sinkprune.diffusion import elbo_log_likelihood
 
-    adapter = get_adapter(model)
-    prefix, suffix = framing(adapter, model, tokenizer)
+    prefix, suffix = framing(model, tokenizer)
     unk = getattr(tokenizer, "unk_token_id", None)
     nats, var, chars, tokens, hits, unks = 0.0, 0.0, 0, 0, 0.0, 0
     for i, chunk in enumerate(chunks):
@@ -110,7 +106,7 @@ def sink_statistics(model, tokenizer, texts: list[str], *, num_samples: int, seq
     from optimum_sinkprune.analysis import build_sink_report
 
     adapter = get_adapter(model)
-    prefix, suffix = framing(adapter, model, tokenizer)
+    prefix, suffix = framing(model, tokenizer)
     body_len = seq_len - len(prefix) - len(suffix)
     stream: list[int] = []
     for text in texts:
@@ -152,11 +148,9 @@ def sink_statistics(model, tokenizer, texts: list[str], *, num_samples: int, seq
 
 def generation_sample(model, tokenizer, text: str, *, prompt_words: int, gen_length: int, steps: int) -> dict:
     """A greedy generation after the first `prompt_words` words of `text`."""
-    from optimum_sinkprune.adapters import get_adapter
     from optimum_sinkprune.diffusion import generate
 
-    adapter = get_adapter(model)
-    prefix, _ = framing(adapter, model, tokenizer)
+    prefix, _ = framing(model, tokenizer)
     prompt_text = " ".join(text.split()[:prompt_words])
     body = list(tokenizer(prompt_text, add_special_tokens=False, verbose=False)["input_ids"])
     prompt = torch.tensor([prefix + body], dtype=torch.long)
