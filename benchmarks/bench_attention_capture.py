@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
     from tqdm.auto import tqdm
 
-    from optimum_sinkprune.calibration.attention import default_chunk_size
+    from optimum_sinkprune.calibration.attention import DEFAULT_MIN_ROWS, default_chunk_size
 
     torch.set_num_threads(1)
     if args.memory_only:
@@ -154,7 +154,9 @@ def main(argv=None) -> int:
         full = call(model, "hooks", ids, chunk_size=seq)
         via_interface = call(model, "interface", ids)
         via_interface_small = call(model, "interface", ids, chunk_size=SMALL_CHUNK)
-        chunk = default_chunk_size(1, CONFIG["n_heads"], seq)
+        chunk = default_chunk_size(1, CONFIG["n_heads"], seq, min_rows=DEFAULT_MIN_ROWS)
+        # per repeat, each capture over the plain forward of the same round: the spread of the ratio
+        paired = {v: [t / p for t, p in zip(times[v], times["plain"])] for v in ("hooks", "interface")}
         row = {
             "seq": seq,
             "default_chunk": chunk,
@@ -163,13 +165,15 @@ def main(argv=None) -> int:
             "interface_s": med["interface"],
             "hooks_overhead": med["hooks"] / med["plain"],
             "interface_overhead": med["interface"] / med["plain"],
+            "hooks_overhead_range": [min(paired["hooks"]), max(paired["hooks"])],
+            "interface_overhead_range": [min(paired["interface"]), max(paired["interface"])],
             "chunked_vs_full_max_abs": float((chunked - full).abs().max()),
             "chunk64_vs_full_max_abs": float(
                 max((small - full).abs().max(), (via_interface_small - full).abs().max())
             ),
             "hooks_vs_interface_max_abs": float((chunked - via_interface).abs().max()),
             "max_head_mass": float(full.max()),
-            "extra_scores_mib_chunked": 1 * CONFIG["n_heads"] * chunk * seq * 4 / 2**20,
+            "extra_scores_mib_chunked": 1 * chunk * seq * 4 / 2**20,  # one head's block at a time
             "extra_scores_mib_full": 1 * CONFIG["n_heads"] * seq * seq * 4 / 2**20,
         }
         del chunked, small, full, via_interface, via_interface_small
@@ -181,6 +185,11 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
     write_results(rows, args.repeats, args.output, memory=not args.no_memory)
     return 0
+
+
+def _range(row: dict, variant: str) -> str:
+    spread = row.get(f"{variant}_overhead_range")
+    return f"[{spread[0]:.2f}–{spread[1]:.2f}]" if spread else ""
 
 
 def write_results(rows: list[dict], repeats: int, output: str, memory: bool) -> None:
@@ -205,7 +214,9 @@ def write_results(rows: list[dict], repeats: int, output: str, memory: bool) -> 
         f"LLaDA d_model {CONFIG['d_model']}, {CONFIG['n_heads']} heads, {CONFIG['n_layers']} layers, random weights; "
         f"batch 1, 1 CPU thread, torch {torch.__version__}; median of {repeats} interleaved runs. "
         "Overhead = time of `attention_mass(per_head=True)` / time of a plain forward (sdpa). Absolute times depend on "
-        "the machine's load (the variants run interleaved, so the ratios compare like with like).",
+        "the machine's load (the variants run interleaved, so the ratios compare like with like); [min–max] is the "
+        "spread of the per-round ratios. The capture works one head and one query chunk at a time (default: a block "
+        "near 1 MiB, at least 128 queries).",
         "",
         "| seq | plain forward (s) | hooks (s) | interface (s) | hooks overhead | interface overhead | "
         "default chunk | max abs diff: default chunk vs full | chunk 64 vs full | hooks vs interface |",
@@ -214,7 +225,8 @@ def write_results(rows: list[dict], repeats: int, output: str, memory: bool) -> 
     for r in rows:
         lines.append(
             f"| {r['seq']} | {r['plain_s']:.3f} | {r['hooks_s']:.3f} | {r['interface_s']:.3f} | "
-            f"{r['hooks_overhead']:.2f}× | {r['interface_overhead']:.2f}× | {r['default_chunk']} | "
+            f"{r['hooks_overhead']:.2f}× {_range(r, 'hooks')} | {r['interface_overhead']:.2f}× "
+            f"{_range(r, 'interface')} | {r['default_chunk']} | "
             f"{r['chunked_vs_full_max_abs']:.2e} | {r['chunk64_vs_full_max_abs']:.2e} | "
             f"{r['hooks_vs_interface_max_abs']:.2e} |"
         )
@@ -224,7 +236,7 @@ def write_results(rows: list[dict], repeats: int, output: str, memory: bool) -> 
             f"Peak RSS increase during one call (MiB, fresh process each, MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}):",
             "",
             "| seq | plain | hooks (chunked) | interface (chunked) | hooks, one full chunk | "
-            "score block chunked / full (MiB) |",
+            "score block: one head chunked / all heads full (MiB) |",
             "|---|---|---|---|---|---|",
         ]
         for r in rows:

@@ -15,8 +15,10 @@ Variants (each pruned from a copy of the same dense model):
   and the sink-aware score), through `SinkAwarePruningConfig` + `SinkAwarePruner`;
 * kv groups + dense-MLP channels removed with `structured.prune_structure`: half the kv groups of every sliding layer
   (the full-attention layers have one kv group and keep it) and half the dense-MLP channels of every layer, the
-  lowest by weight norm (a magnitude choice made here; the registered head scorers do not cover DiffusionGemma's two
-  head layouts);
+  lowest by weight norm (a hand-made magnitude choice);
+* the registered structured methods `sink_heads` and `magnitude_heads` through `SinkAwarePruningConfig(method=...,
+  target_param_reduction=r)` + `SinkAwarePruner`, with r the share of the decoder-layer parameters the previous
+  variant removed (the same budget; the planner splits it between kv groups and MLP channels itself);
 * `sink_wanda` 50% unstructured (dense storage: no shape changes, so no speed-up is expected).
 
 Calibration (the calibrated methods): 8 random text windows of 96 tokens (context 64 + canvas 32), the model's own
@@ -55,7 +57,7 @@ from optimum_sinkprune.calibration.noise import NoiseSchedule
 from optimum_sinkprune.configuration import SinkAwarePruningConfig
 from optimum_sinkprune.counting import count_parameters
 from optimum_sinkprune.pruner import SinkAwarePruner
-from optimum_sinkprune.structured import prune_structure
+from optimum_sinkprune.structured import block_parameter_count, prune_structure
 
 RESULTS = Path(__file__).parent / "results"
 VOCAB = 2048
@@ -117,6 +119,10 @@ def prune_with(model, config: SinkAwarePruningConfig, calibration: torch.Tensor)
     if report.experts is not None:
         out["kept_experts"] = report.experts["kept"]
         out["scores"] = report.experts["scores"]
+    if report.structured is not None:
+        st = report.structured
+        out.update(target_param_reduction=config.target_param_reduction, removed_heads=st["removed_heads"],
+                   mlp_widths=st["mlp_widths"], realised_reduction=st["realised_reduction"])
     return out
 
 
@@ -159,6 +165,19 @@ def build_variants(calibration: torch.Tensor, progress: bool):
         ("sink_experts 50%", lambda m: prune_with(m, SinkAwarePruningConfig(method="sink_experts", expert_ratio=0.5,
                                                                            **CALIBRATION), calibration)),
         ("kv groups + MLP channels 50%", magnitude_structure),
+    ]
+
+    def same_budget(method):  # the decoder-layer share the hand-made structured variant removed
+        def plan(model):
+            before = block_parameter_count(dense)
+            share = (before - block_parameter_count(variants["kv groups + MLP channels 50%"])) / before
+            return prune_with(model, SinkAwarePruningConfig(method=method, target_param_reduction=share,
+                                                            **CALIBRATION), calibration)
+        return plan
+
+    plans += [
+        ("sink_heads, same budget", same_budget("sink_heads")),
+        ("magnitude_heads, same budget", same_budget("magnitude_heads")),
         ("sink_wanda 50% unstructured", lambda m: prune_with(m, SinkAwarePruningConfig(
             method="sink_wanda", sparsity=0.5, **CALIBRATION), calibration)),
     ]
@@ -308,6 +327,14 @@ def write_markdown(report: dict) -> str:
         "",
         f"Experts kept by both `reap_experts` and `sink_experts`, per layer (of 8): {overlap}; the sink weighting "
         f"changed an expert's score by at most {100 * report['expert_score_max_relative_change']:.1f}%.",
+        "",
+        "Structured rows: " + "; ".join(
+            f"{name}: heads removed {info['removed_heads']}"
+            + (f", MLP widths {info['mlp_widths']}" if "mlp_widths" in info
+               else f", MLP channels removed per layer {info['removed_channels_per_layer']}")
+            for name, info in report["pruning"].items() if "removed_heads" in info)
+        + " (the registered methods plan the split of the same budget themselves: whole kv groups of the sliding "
+        "layers, the full-attention layers keep their single kv group).",
         "",
         "What the numbers can and cannot say: expert pruning halves the expert parameters but not the expert FLOPs "
         "per token (every token still runs its top-4 experts), so its step-time change comes from the per-expert "

@@ -1,7 +1,8 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Benchmark: does sink weighting help quantization too, and does pruning compose with quantization on a DLM?
 
-On the shipped tiny-llada (bfloat16, d_model 256, 4 layers, MLP 768, vocab 4096), in one run:
+On an embedded DLM (`--model`: the shipped tiny-llada, bfloat16, d_model 256, 4 layers, MLP 768, vocab 4096; or
+tiny-minilm-dlm, the BERT-family MiniLM DLM with real attention sinks), in one run:
 
 * dense;
 * prune only: sink_wanda and sink_sparsegpt at 50% unstructured and 2:4;
@@ -12,10 +13,12 @@ On the shipped tiny-llada (bfloat16, d_model 256, 4 layers, MLP 768, vocab 4096)
 int4 rows use group size 64 (symmetric, one bf16 scale per 64 input columns). Every row is evaluated with the ELBO
 on the same held-out sequences with the same masks (draw k seeded seed + k for every model): paired Δnll vs dense
 ± its standard error over the draws. Checkpoint size: the weight files `save_pruned_model` writes in the default
-format (sparse rows `compressed`, quantized rows `quantized` = compressed-tensors pack-quantized). CPU latency per
+format (sparse rows `compressed`, quantized rows `quantized` = compressed-tensors pack-quantized; models whose class
+cannot reload a sparse checkpoint, such as the BERT family, are saved dense and the table says so). CPU latency per
 denoising step: every model timed interleaved with the others (A B C … A B C …) in the same run, fastest repeat.
 
     python benchmarks/bench_quantization.py            # writes benchmarks/results/quantization.{json,md}
+    python benchmarks/bench_quantization.py --model tiny-minilm-dlm --output benchmarks/results/quantization_minilm
 """
 
 from __future__ import annotations
@@ -61,14 +64,43 @@ ROWS = {
 }
 
 
-def build(path, calib, pruning, quant, joint, num_samples, seq_len):
-    from transformers import AutoModel
+# paired differences between rows, per ELBO draw (same masks): (label, rows added, rows subtracted)
+COMPARISONS = (
+    ("sink weighting in GPTQ: sink-GPTQ int4 − GPTQ int4", ("sink-GPTQ int4",), ("GPTQ int4",)),
+    ("GPTQ vs round to nearest: GPTQ int4 − RTN int4", ("GPTQ int4",), ("RTN int4",)),
+    ("sink weighting in the joint sweep: joint sink − joint plain",
+     ("joint sink_sparsegpt 50% + sink-GPTQ int4",), ("joint sparsegpt 50% + GPTQ int4",)),
+    ("int4 on top of sink_sparsegpt 50% (prune → sink-GPTQ − prune)",
+     ("sink_sparsegpt 50% → sink-GPTQ int4",), ("sink_sparsegpt 50%",)),
+    ("interaction: (prune → sink-GPTQ) − prune − sink-GPTQ + dense",
+     ("sink_sparsegpt 50% → sink-GPTQ int4", "dense"), ("sink_sparsegpt 50%", "sink-GPTQ int4")),
+    ("joint − sequential (sink_sparsegpt 50%, sink-GPTQ int4)",
+     ("joint sink_sparsegpt 50% + sink-GPTQ int4",), ("sink_sparsegpt 50% → sink-GPTQ int4",)),
+    ("int4 on top of sink_sparsegpt 2:4 (joint − prune)",
+     ("joint sink_sparsegpt 2:4 + sink-GPTQ int4",), ("sink_sparsegpt 2:4",)),
+    ("int4 on top of sink_wanda 50% (prune → sink-GPTQ − prune)",
+     ("sink_wanda 50% → sink-GPTQ int4",), ("sink_wanda 50%",)),
+)
 
+
+def paired(rows: list[dict], plus: tuple[str, ...], minus: tuple[str, ...]) -> tuple[float, float] | None:
+    """Mean ± standard error over ELBO draws of Σ plus − Σ minus (None when a row is missing)."""
+    from optimum_sinkprune.evaluation.evaluator import mean_and_std_err
+
+    by_name = {r["row"]: r.get("draws") for r in rows}
+    if any(by_name.get(name) is None for name in plus + minus):
+        return None
+    draws = [sum(by_name[n][k] for n in plus) - sum(by_name[n][k] for n in minus)
+             for k in range(len(by_name[plus[0]]))]
+    return mean_and_std_err(draws)
+
+
+def build(path, calib, pruning, quant, joint, num_samples, seq_len):
     from optimum_sinkprune import SinkAwarePruner, SinkAwarePruningConfig
-    from optimum_sinkprune.hub.load import load_tokenizer
+    from optimum_sinkprune.hub.load import load_model, load_tokenizer
     from optimum_sinkprune.quantization import QuantizationConfig, SinkAwareQuantizer
 
-    model = AutoModel.from_pretrained(path, dtype=torch.bfloat16).eval()
+    model = load_model(path, dtype=torch.bfloat16)  # the family's Auto class (a masked-LM head for BERT)
     tokenizer = load_tokenizer(path)
     calibration = dict(num_samples=num_samples, seq_len=seq_len, seed=0)
     pcfg = SinkAwarePruningConfig(**pruning, **calibration) if pruning else None
@@ -84,16 +116,18 @@ def build(path, calib, pruning, quant, joint, num_samples, seq_len):
 
 
 def run(args) -> tuple[list[dict], dict]:
-    from optimum_sinkprune.assets import default_model_path, load_calibration_texts, load_heldout_texts
+    from optimum_sinkprune.assets import load_calibration_texts, load_heldout_texts
     from optimum_sinkprune.evaluation.evaluator import EvaluationSettings, Evaluator, mean_and_std_err
     from optimum_sinkprune.evaluation.speed import measure_speed
     from optimum_sinkprune.hub import save_pruned_model
     from optimum_sinkprune.hub.save import checkpoint_weight_bytes
 
-    path = default_model_path()
+    from optimum_sinkprune.hub.load import resolve_model_path
+
+    path = resolve_model_path(args.model)
     calib = load_calibration_texts()
     models, sizes, layouts = {}, {}, {}
-    torchao = torchao_model(path) if not args.only else None
+    torchao, torchao_error = torchao_model(path) if not args.only else (None, None)
     with tempfile.TemporaryDirectory() as tmp:
         for name, (pruning, quant, joint) in ROWS.items():
             if args.only and name not in args.only and name != "dense":
@@ -116,10 +150,14 @@ def run(args) -> tuple[list[dict], dict]:
                                   speed_repeats=args.speed_repeats, speed_warmup=1)
     evaluator = Evaluator(tokenizer, texts=load_heldout_texts(), dense_model=models["dense"], settings=settings,
                           progress=False)
+    import time
+
+    start = time.perf_counter()
     dense = evaluator.dense_likelihood()
     prompt = torch.tensor([evaluator.prompts[0].prompt_ids], dtype=torch.long)
     speed = measure_speed(models, prompt, steps=settings.steps, gen_length=settings.gen_length,
-                          repeats=settings.speed_repeats, warmup=settings.speed_warmup)
+                          repeats=settings.speed_repeats, warmup=settings.speed_warmup, tokenizer=tokenizer)
+    print(f"timed {len(models)} models in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     rows = []
     for name, model in models.items():
         lik = dense if name == "dense" else evaluator.likelihood(model)
@@ -133,12 +171,14 @@ def run(args) -> tuple[list[dict], dict]:
                 zeros += int((layer.weight == 0).sum())
                 total += layer.weight.numel()
         rows.append({"row": name, "nll": nll, "nll_se": nll_se, "delta_nll": delta, "delta_se": delta_se,
+                     "draws": list(lik.draws),
                      "sparsity": zeros / total if total else None, "layout": layouts[name], "bytes": sizes[name],
                      "latency_ms_per_step": speed[name].latency_ms_per_step,
                      "latency_all": speed[name].latency_ms_per_step_all})
         print(f"{name:45s} Δnll {delta:+.4f} ± {delta_se:.4f}  {(sizes[name] or 0) / 1e6:.2f} MB  "
               f"{speed[name].latency_ms_per_step:.2f} ms/step", file=sys.stderr)
-    info = {"threads": torch.get_num_threads(), "torch": torch.__version__, "loadavg": os.getloadavg(),
+    info = {"model": args.model, "torchao": _torchao_version(), "torchao_error": torchao_error,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "loadavg": os.getloadavg(),
             "settings": settings.to_dict(), "num_samples": args.num_samples, "seq_len": args.seq_len,
             "int8_kernel": int8_kernel_speed() if not args.only else None}
     return rows, info
@@ -149,17 +189,25 @@ TORCHAO_ROW = "torchao int8 weight-only (TorchAoConfig, RTN per channel)"
 
 def torchao_model(path):
     """The dense checkpoint loaded through transformers' `TorchAoConfig(Int8WeightOnlyConfig())` (torchao quantizes
-    every linear to int8 per output channel at load time and runs its int8 weight-only CPU matmul); None when
-    torchao cannot be imported."""
-    from transformers import AutoModel
-
+    every linear to int8 per output channel at load time and runs its int8 weight-only CPU matmul) and None, or
+    (None, the error) when torchao cannot be imported."""
+    from optimum_sinkprune.hub.load import load_model
     from optimum_sinkprune.quantization import torchao_int8_config
 
     try:
         config = torchao_int8_config()
-    except ImportError:
+    except ImportError as err:
+        return None, str(err)
+    return load_model(path, dtype=torch.bfloat16, quantization_config=config), None
+
+
+def _torchao_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torchao")
+    except PackageNotFoundError:
         return None
-    return AutoModel.from_pretrained(path, dtype=torch.bfloat16, quantization_config=config).eval()
 
 
 def int8_kernel_speed(repeats: int = 30) -> dict | None:
@@ -196,15 +244,42 @@ def int8_kernel_speed(repeats: int = 30) -> dict | None:
     return out
 
 
+def _ratio_text(rows: list[dict], name: str, dense: dict) -> str | None:
+    row = next((r for r in rows if r["row"] == name), None)
+    if row is None:
+        return None
+    return f"{row['latency_ms_per_step'] / dense['latency_ms_per_step']:.2f}×"
+
+
+def spread(times: list[float]) -> float:
+    """(median − fastest) / fastest of one row's timed repeats."""
+    ordered = sorted(times)
+    return (ordered[len(ordered) // 2] - ordered[0]) / ordered[0]
+
+
+def paired_latency_ratio(row: dict, dense: dict) -> float:
+    """Median over timing rounds of (row / dense in the same round): the models are timed interleaved, so a round's
+    ratio cancels the machine load both saw; the fastest-repeat ratio is shown beside it."""
+    import statistics
+
+    a, b = row.get("latency_all") or [], dense.get("latency_all") or []
+    if not a or len(a) != len(b):
+        return row["latency_ms_per_step"] / dense["latency_ms_per_step"]
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
 def to_markdown(rows: list[dict], info: dict, command: str) -> str:
     dense = next(r for r in rows if r["row"] == "dense")
     s = info["settings"]
+    model = info.get("model") or "tiny-llada"
+    spreads = [spread(r["latency_all"]) for r in rows if r.get("latency_all")]
+    dense_layouts = [r["row"] for r in rows if r["row"] != "dense" and r["layout"] == "dense"]
     lines = [
-        "# Quantization, alone and composed with pruning (tiny-llada)",
+        f"# Quantization, alone and composed with pruning ({model})",
         "",
         f"`{command}` — torch {info['torch']}, {platform.processor() or platform.machine()}, {info['threads']} thread "
-        f"(the machine has 2 cores and another job held one of them during the run; load average "
-        f"{' / '.join(f'{x:.1f}' for x in info['loadavg'])} at the end). Model: the shipped tiny-llada in bfloat16. "
+        f"(shared 2-core machine; load average {' / '.join(f'{x:.1f}' for x in info['loadavg'])} at the end). "
+        f"Model: the embedded {model} in bfloat16. "
         f"Calibration: {info['num_samples']} samples × {info['seq_len']} tokens of the shipped calibration texts, "
         f"seed 0. ELBO: {s['num_sequences']} held-out sequences × {s['seq_len']} tokens, {s['mc_num']} Monte-Carlo "
         "draws with the same masks for every row; Δnll = mean over draws of (row − dense) nats/token ± its standard "
@@ -212,8 +287,9 @@ def to_markdown(rows: list[dict], info: dict, command: str) -> str:
         f"{s['gen_length']} generated tokens, {s['steps']} steps), all rows interleaved in one run, fastest of "
         f"{s['speed_repeats']} repeats.",
         "",
-        "| Row | Zeros (block linears) | Layout | Weights | vs dense | Δnll vs dense ± se | ms / step | vs dense |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Row | Zeros (block linears) | Layout | Weights | vs dense | Δnll vs dense ± se | ms / step (fastest) | "
+        "vs dense (fastest) | vs dense (median of paired rounds) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = "—" if r["row"] == "dense" else f"{r['delta_nll']:+.4f} ± {r['delta_se']:.4f}"
@@ -222,28 +298,60 @@ def to_markdown(rows: list[dict], info: dict, command: str) -> str:
         ratio = "—" if r["bytes"] is None else f"{r['bytes'] / dense['bytes']:.3f}×"
         lines.append(
             f"| {r['row']} | {zeros} | `{r['layout']}` | {size} | {ratio} | {delta} | "
-            f"{r['latency_ms_per_step']:.2f} | {r['latency_ms_per_step'] / dense['latency_ms_per_step']:.2f}× |")
+            f"{r['latency_ms_per_step']:.2f} | {r['latency_ms_per_step'] / dense['latency_ms_per_step']:.2f}× | "
+            f"{paired_latency_ratio(r, dense):.2f}× |")
     lines += ["", f"Dense ELBO NLL: {dense['nll']:.4f} ± {dense['nll_se']:.4f} nats/token.", ""]
-    lines += [
-        "Latency: every row's repeats spread over about ±20% on this loaded machine (the JSON keeps all of them), so "
-        "ratios within that range are noise. The sparse and quantized rows compute with dense bf16 weights (the "
-        "in-memory model, and what transformers' compressed-tensors loader gives on CPU), so they run at the dense "
-        "speed: neither sparsity nor the compressed-tensors int4/int8 layouts have a CPU kernel in this stack. The "
-        "torchao row loads the dense checkpoint through transformers' `TorchAoConfig(Int8WeightOnlyConfig())` "
-        "(`optimum_sinkprune.quantization.torchao_int8_config()`; torchao 0.18.0 installed with "
-        "`pip install torchao`, working with torch 2.13 on CPU) and is not faster on this model either.",
-        "",
-    ]
+    pairs = [(label, paired(rows, plus, minus)) for label, plus, minus in COMPARISONS]
+    pairs = [(label, value) for label, value in pairs if value is not None]
+    if pairs:
+        lines += [
+            "Paired differences between rows (per ELBO draw, same masks; nats/token ± standard error; |mean| "
+            "below ~2 se is noise):",
+            "",
+            "| Comparison | Δnll ± se |",
+            "|---|---|",
+        ]
+        lines += [f"| {label} | {mean:+.4f} ± {se:.4f} |" for label, (mean, se) in pairs]
+        lines.append("")
+    if dense_layouts:
+        lines += [
+            f"Sizes: {len(dense_layouts)} pruned rows are stored `dense` — this model's class does not decompress "
+            "sparse compressed-tensors checkpoints in transformers 5.x (it would load random weights), so the "
+            "default save writes the zeros densely and the file is as large as the dense one. The quantized rows "
+            "are real compressed-tensors pack-quantized files that transformers loads itself.",
+            "",
+        ]
+    if spreads:
+        lines += [
+            f"Latency: the repeats of a row spread (median − fastest) / fastest by {min(spreads):.0%} to "
+            f"{max(spreads):.0%} in this run (the JSON keeps all of them), so the fastest-repeat ratios are noise "
+            "within that range; the last column, the median over rounds of the ratio to the dense model timed in "
+            "the same round, cancels most of the shared load. "
+            "The sparse and quantized rows compute with dense bf16 weights (the in-memory model, and what "
+            "transformers' compressed-tensors loader gives on CPU): neither sparsity nor the compressed-tensors "
+            "int4/int8 layouts have a CPU kernel in this stack.",
+            "",
+        ]
+    torchao = _ratio_text(rows, TORCHAO_ROW, dense)
+    if torchao is not None:
+        lines += [
+            "The torchao row loads the dense checkpoint through transformers' `TorchAoConfig(Int8WeightOnlyConfig())` "
+            f"(`optimum_sinkprune.quantization.torchao_int8_config()`, torchao {info.get('torchao')}, "
+            f"`pip install optimum-sinkprune[torchao]`): {torchao} the dense latency per step (fastest repeats), "
+            f"{paired_latency_ratio(next(r for r in rows if r['row'] == TORCHAO_ROW), dense):.2f}× as the median "
+            "of paired rounds, in this run.",
+            "",
+        ]
+    elif info.get("torchao_error"):
+        lines += [f"No torchao row: {info['torchao_error']}", ""]
     kernel = info.get("int8_kernel")
     if kernel:
         lines += [
             "## CPU int8 weight-only kernel",
             "",
-            "torch's CPU int8 weight-only matmul (`torch.ops.aten._weight_int8pack_mm`) against the bf16 linear on "
-            "random weights, batch of 32 tokens, interleaved, fastest of 30 — a tiny-llada MLP projection and a "
-            "full-width LLaDA-8B MLP projection. The kernel is faster than the bf16 matmul on this CPU, but the "
-            "end-to-end torchao row above does not show it on the tiny model (per-call overheads dominate at this "
-            "size).",
+            "torch's CPU int8 weight-only matmul (`torch.ops.aten._weight_int8pack_mm`, what torchao's int8 "
+            "weight-only CPU path calls) against the bf16 linear on random weights, batch of 32 tokens, "
+            "interleaved, fastest of 30 — a tiny-llada MLP projection and a full-width LLaDA-8B MLP projection.",
             "",
             "| Weight (out × in) | bf16 linear | int8 weight-only | speed-up | max relative error |",
             "|---|---|---|---|---|",
@@ -257,6 +365,7 @@ def to_markdown(rows: list[dict], info: dict, command: str) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-llada", help="an embedded model's name or a local DLM folder")
     parser.add_argument("--num-samples", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--num-sequences", type=int, default=8)

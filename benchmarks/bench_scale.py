@@ -113,6 +113,7 @@ def worker(args) -> dict:
     sections: dict[str, float] = {}
     stack: list[float] = []
     import optimum_sinkprune.methods as methods_module
+    from optimum_sinkprune import validation as validation_module
 
     for owner, name, label in (
         (pipeline_module.CalibrationPipeline, "dense", "calibration forwards"),
@@ -122,6 +123,7 @@ def worker(args) -> dict:
         (pruner_module, "_parameter_counts", "parameter counts"),
         (pruner_module.SinkAwarePruner, "_report", "report"),
         (pruner_module.SinkAwarePruner, "_plan", "validate + estimate"),
+        (validation_module, "check_finite_parameters", "finite check"),
     ):
         _timed(owner, name, sections, label, stack)
 
@@ -234,8 +236,11 @@ def _markdown(summary: list[dict], opts, load: str) -> str:
             f"{(est or 0) / gb:.2f} | {(est or 0) / max(s['peak_extra'][0], 1):.2f} |"
         )
     lines += ["", f"Model RSS {summary[0]['rss_model'] / gb:.2f} GB; one block's weights "
-              f"{summary[0]['block'] / gb:.3f} GB.", "", "## Where the time went (first repeat, exclusive seconds per section; rest: restore copies, checks, Python)", "",
-              "| code | tokens | " + " | ".join(SECTION_ORDER) + " | rest |", "|---|---|" + "---|" * (len(SECTION_ORDER) + 1)]
+              f"{summary[0]['block'] / gb:.3f} GB.", "",
+              "## Where the time went (first repeat, exclusive seconds per section; rest: restore copies, checks, "
+              "Python)", "",
+              "| code | tokens | " + " | ".join(SECTION_ORDER) + " | rest |",
+              "|---|---|" + "---|" * (len(SECTION_ORDER) + 1)]
     for s in summary:
         sec = s["sections"]
         rest = s["total"][0] - sum(sec.get(k, 0.0) for k in SECTION_ORDER)
@@ -250,8 +255,8 @@ def _markdown(summary: list[dict], opts, load: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTION_ORDER = ["validate + estimate", "calibration forwards", "scores + mask", "apply mask", "parameter counts",
-                 "report"]
+SECTION_ORDER = ["finite check", "validate + estimate", "calibration forwards", "scores + mask", "apply mask",
+                 "parameter counts", "report"]
 
 
 def main() -> None:

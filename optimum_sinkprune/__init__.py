@@ -119,6 +119,7 @@ _LAZY = {
     "QuantizationConfig": "optimum_sinkprune.quantization",
     "SinkAwareQuantizer": "optimum_sinkprune.quantization",
     "get_calibration_dataset": "optimum_sinkprune.calibration.data",
+    "CalibrationBatch": "optimum_sinkprune.calibration.data",
     "get_adapter": "optimum_sinkprune.adapters",
     "generate": "optimum_sinkprune.diffusion",
     "elbo_log_likelihood": "optimum_sinkprune.diffusion",

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .registry import MethodSpec, get_method
-from .validation import check_choice, check_float, check_int
+from .validation import check_choice, check_float, check_int_fields, int_field
 
 CONFIG_NAME = "sink_pruning_config.json"
 CONFIG_FORMAT = 1
@@ -131,13 +131,13 @@ class SinkAwarePruningConfig:
     sparsity: float = 0.5
     pattern: str = "unstructured"
     # calibration
-    num_samples: int = 128
-    seq_len: int = 128
-    seed: int = 0
-    batch_size: int = 1
+    num_samples: int = int_field(128)
+    seq_len: int = int_field(128)
+    seed: int = int_field(0, minimum=0)
+    batch_size: int = int_field(1)
     # diffusion calibration
-    diffusion_steps: int = 50
-    sample_interval: int = 5
+    diffusion_steps: int = int_field(50)
+    sample_interval: int = int_field(5)
     noise_eps: float = 1e-3
     noise_schedule: str | None = None
     protected_positions: str | None = None
@@ -145,7 +145,7 @@ class SinkAwarePruningConfig:
     sink_std: float = 2.0
     sink_alpha: float = 5.0
     # SparseGPT
-    block_size: int = 128
+    block_size: int = int_field(128)
     dampening: float = 0.01
     # which layers
     targets: list[str] | None = None
@@ -158,7 +158,7 @@ class SinkAwarePruningConfig:
     allocation: str = "uniform"
     structured_mode: str = "remove"
     instability_weight: float = 1.0
-    min_heads_per_layer: int = 1
+    min_heads_per_layer: int = int_field(1, minimum=0)
     # expert methods
     expert_ratio: float | None = None
 
@@ -177,10 +177,7 @@ class SinkAwarePruningConfig:
                     f"sparsity={self.sparsity} does not match pattern={self.pattern!r}: an N:M pattern keeps N of "
                     f"every M weights, so sparsity must be 1 - N/M = {1 - n / m:g}"
                 )
-        for name, minimum in (("num_samples", 1), ("seq_len", 1), ("seed", 0), ("batch_size", 1),
-                              ("diffusion_steps", 1), ("sample_interval", 1), ("block_size", 1),
-                              ("min_heads_per_layer", 0)):
-            check_int(name, getattr(self, name), minimum)
+        check_int_fields(self)  # num_samples, seq_len, seed, batch_size, diffusion_steps, ... (`int_field`)
         if self.sample_interval > self.diffusion_steps:
             raise ValueError(f"sample_interval={self.sample_interval} must be <= diffusion_steps="
                              f"{self.diffusion_steps} (steps are sampled at interval, 2·interval, …, steps)")

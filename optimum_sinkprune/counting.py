@@ -31,8 +31,9 @@ class ParameterCount(NamedTuple):
 def count_parameters(module: nn.Module) -> ParameterCount:
     """Parameters, zeros and bytes of `module` (a model, a block list, one layer).
 
-    Tied weights count once. A weight offloaded by accelerate (a `meta` tensor on the module) is read through its
-    offloaded copy; other offloaded parameters (biases) are not counted, as their values are not at hand.
+    Tied weights count once. A parameter offloaded by accelerate (a `meta` tensor on the module) is read through its
+    offloaded copy (CPU offload map or disk offload folder); a meta parameter with no offloaded copy is not counted,
+    as its values are nowhere.
 
     Args:
         module: what to count.
@@ -40,7 +41,7 @@ def count_parameters(module: nn.Module) -> ParameterCount:
     Returns:
         `ParameterCount` (a named tuple `(params, zeros, nbytes)` with a `nonzero` property).
     """
-    from .methods import read_weight
+    from .offload import read_tensor
 
     params = zeros = nbytes = 0
     seen: set[int] = set()
@@ -51,10 +52,8 @@ def count_parameters(module: nn.Module) -> ParameterCount:
             seen.add(id(p))
             tensor = p.detach()
             if p.device.type == "meta":
-                if name != "weight":
-                    continue
                 try:
-                    tensor = read_weight(sub)
+                    tensor = read_tensor(sub, name)
                 except ValueError:
                     continue
             params += tensor.numel()

@@ -89,11 +89,10 @@ class WeightJournal:
     def restore(self) -> None:
         from safetensors.torch import load_file
 
-        from .methods import read_weight
+        from .methods.masks import write_weight
 
-        for layer, path in self.saved.values():
-            target = read_weight(layer)
-            target.copy_(load_file(path)["weight"].to(target.device))
+        for layer, path in self.saved.values():  # in place, or back into the disk offload folder
+            write_weight(layer, load_file(path)["weight"])
         logger.warning("pruning failed; restored the %d layers already modified", len(self.saved))
 
     def close(self) -> None:
@@ -119,6 +118,7 @@ class CalibrationRun:
     estimate: Any
     restore_copies: bool
     data: Any = None  # the calibration data as given (described in the pruning history)
+    attention_mask: torch.Tensor | None = None  # [n, seq] padding mask of per-sample rows (None: packed windows)
     zeros_before: dict[str, int] = field(default_factory=dict)  # per target, zeros before its mask was applied
 
 
@@ -136,22 +136,39 @@ class WeightEditor:
         self.model = model
         self.adapter = get_adapter(model)
         self.tokenizer = tokenizer
+        # accelerate's `max_memory` the model was loaded with (`from_pretrained`), checked against one block's need
+        self.max_memory: dict | None = None
 
     # ---- validate ------------------------------------------------------------------------------------------------
     def _prepare_calibration(self, config: SinkAwarePruningConfig, data: Any) -> torch.LongTensor:
-        from .calibration.data import get_calibration_dataset
+        """Calibration ids [n, seq] for a run that takes full windows only (refuses padded per-sample rows)."""
+        ids, mask = self._prepare_calibration_batch(config, data)
+        if mask is not None:
+            raise ValueError(f"method={config.method!r} takes full calibration windows; the calibration data has "
+                             f"{int((mask == 0).sum())} padded positions (per-sample rows); give texts or token "
+                             "windows without padding")
+        return ids
+
+    def _prepare_calibration_batch(self, config: SinkAwarePruningConfig,
+                                   data: Any) -> tuple[torch.LongTensor, torch.Tensor | None]:
+        """`(ids [n, seq], padding mask [n, seq] or None)`: the mask only when the data are per-sample rows with
+        padding (`calibration.data.CalibrationBatch`); rows that all fill the width run as windows do (None)."""
+        from .calibration.data import CalibrationBatch, get_calibration_dataset
 
         max_len = self.adapter.max_length(self.model)
         if config.seq_len > max_len:
             raise ValueError(f"seq_len={config.seq_len} exceeds the model's maximum sequence length {max_len}")
         ids = get_calibration_dataset(self.tokenizer, data, num_samples=config.num_samples, seq_len=config.seq_len,
                                       seed=config.seed, model=self.model, max_length=max_len)
+        mask = None
+        if isinstance(ids, CalibrationBatch):
+            ids, mask = ids.input_ids, (ids.attention_mask if ids.has_padding() else None)
         vocab = self.model.get_input_embeddings().num_embeddings
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
             raise ValueError(f"calibration token ids must lie in [0, {vocab}) (the embedding size), got "
                              f"[{int(ids.min())}, {int(ids.max())}]")
         self.adapter.check_calibration_ids(self.model, ids)  # what the family needs of its windows
-        return ids
+        return ids, mask
 
     def _validate(self, config: SinkAwarePruningConfig, targets: dict[str, nn.Linear]) -> int | None:
         """Check the pattern against the targets, and resolve the mask token once (model config, then tokenizer)
@@ -186,24 +203,32 @@ class WeightEditor:
         """Validate everything a calibrated run needs, before any weight changes: the method, the targets, the
         mask token (resolved once, with the tokenizer), the calibration ids and the memory estimate."""
         from .calibration import engine
+        from .calibration.memory import check_block_memory
         from .calibration.noise import NoiseSchedule
+        from .calibration.pipeline import check_block_placement
         from .validation import check_finite_parameters
 
         spec = get_method(config.method)
         targets = select_targets(self.model, self.adapter, config.targets, config.ignore)
         mask_id = self._validate(config, targets)
         check_finite_parameters(self.model)  # NaN/inf weights are named here, not blamed on a later activation
-        ids = None if spec.order == "none" else self._prepare_calibration(config, calibration_dataset)
+        # offloaded blocks: their weights readable, and those offloaded to disk writable (to their offload folder)
+        check_block_placement(self.model, self.adapter)
+        ids, mask = (None, None) if spec.order == "none" else self._prepare_calibration_batch(config,
+                                                                                             calibration_dataset)
         noise = NoiseSchedule.from_config(config, self.adapter) if spec.noised else None
         restore_copies = restore_on_error and spec.order == "sequential"
         estimate = engine.estimate_memory(self.model, self.adapter, targets, config=config,
                                           restore_copies=restore_copies)
         limit = int(config.memory_limit_gb * 1024**3) if config.memory_limit_gb is not None else None
         engine.check_memory(estimate, limit_bytes=limit)
+        if self.max_memory is not None:  # accelerate's limits the model was loaded with: one block must fit
+            check_block_memory(self.model, self.adapter, estimate, self.max_memory)
         logger.info("pruning %d layers with %s (%s, sparsity %.2f); memory estimate %s", len(targets), config.method,
                     config.pattern, config.sparsity, estimate.summary())
         return CalibrationRun(config=config, spec=spec, targets=targets, mask_token_id=mask_id, ids=ids, noise=noise,
-                    estimate=estimate, restore_copies=restore_copies, data=calibration_dataset)
+                    estimate=estimate, restore_copies=restore_copies, data=calibration_dataset,
+                    attention_mask=mask)
 
     def _calibrate(self, run: CalibrationRun, edit_layer: Callable[[str, torch.Tensor | None], None],
                    progress: bool):
@@ -217,7 +242,8 @@ class WeightEditor:
             return engine.run_method(
                 self.model, self.adapter, run.spec, run.targets, run.ids, prune_layer=edit_layer,
                 check=check_finite, noise=run.noise, mask_token_id=run.mask_token_id, sink_alpha=config.sink_alpha,
-                sink_std=config.sink_std, batch_size=config.batch_size, progress=progress,
+                sink_std=config.sink_std, batch_size=config.batch_size, attention_mask=run.attention_mask,
+                progress=progress,
             )
 
     @staticmethod

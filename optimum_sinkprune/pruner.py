@@ -215,7 +215,11 @@ class SinkAwarePruner(WeightEditor):
     @classmethod
     def from_pretrained(cls, model_or_path: nn.Module | str | os.PathLike, tokenizer=None, **load_kwargs):
         """From a loaded model, or a Hub id / local folder (loaded with `AutoModelForCausalLM` and `load_kwargs`;
-        the tokenizer is loaded from the same place when it has one)."""
+        the tokenizer is loaded from the same place when it has one).
+
+        `load_kwargs` may place the model with accelerate: `device_map` ("auto" or {module: device, "cpu" or
+        "disk"}), `offload_folder` (needed for "disk": pruned weights of disk-offloaded blocks are written there) and
+        `max_memory` ({device: size}; `prune` also checks it against one block's weights plus its working memory)."""
         if isinstance(model_or_path, nn.Module):
             return cls(model_or_path, tokenizer)
         from .hub.load import load_model, load_tokenizer
@@ -224,7 +228,9 @@ class SinkAwarePruner(WeightEditor):
         model = load_model(path, **load_kwargs)
         if tokenizer is None:
             tokenizer = load_tokenizer(path, required=False)
-        return cls(model, tokenizer, base_model=path)
+        pruner = cls(model, tokenizer, base_model=path)
+        pruner.max_memory = load_kwargs.get("max_memory")
+        return pruner
 
     # ---- pruning ---------------------------------------------------------------------------------------------------
     def prune(
@@ -321,13 +327,16 @@ class SinkAwarePruner(WeightEditor):
                      zeros_before: dict[str, int] | None = None) -> None:
         from .methods import apply_mask, layer_mask, read_weight
 
-        mask, new_weight = layer_mask(spec, read_weight(layer), statistic, sparsity=config.sparsity, nm=config.nm,
+        weight = read_weight(layer)  # read once (for a layer offloaded to disk, a copy read from the file)
+        if statistic is not None and statistic.device != weight.device:
+            # an offloaded layer: score where its block ran (its execution device), where the statistic is
+            weight = weight.to(statistic.device)
+        mask, new_weight = layer_mask(spec, weight, statistic, sparsity=config.sparsity, nm=config.nm,
                                       block_size=config.block_size, dampening=config.dampening)
         if new_weight is not None and not torch.isfinite(new_weight).all():
             raise FloatingPointError(f"SparseGPT reconstruction of layer {name!r} produced NaN/inf")
         journal.record(name, layer)
         if zeros_before is not None:
-            weight = read_weight(layer)
             zeros_before[name] = weight.numel() - int(torch.count_nonzero(weight))
         apply_mask(layer, mask, new_weight)
 
@@ -343,11 +352,11 @@ class SinkAwarePruner(WeightEditor):
         # token is resolved once, with the tokenizer, and handed to the statistics
         mask_id = None
         if config.uses_diffusion and self.adapter.is_diffusion:
-            mask_id = self.adapter.mask_token_id(self.model, self.tokenizer)
+            mask_id = self.adapter.noise_token_id(self.model, self.tokenizer)  # None: the family draws its tokens
         # weight-only methods (magnitude_heads, random_heads): no calibration text is built (or generated) for them
         needs_data = get_method(config.method).needs_data or calibration_dataset is not None
-        ids = self._prepare_calibration(config, calibration_dataset) if needs_data else None
-        result = prune_structured(self.model, config=config, calibration_ids=ids, attention_mask=None,
+        ids, mask = self._prepare_calibration_batch(config, calibration_dataset) if needs_data else (None, None)
+        result = prune_structured(self.model, config=config, calibration_ids=ids, attention_mask=mask,
                                   mask_token_id=mask_id, progress=progress, check_weights=False)
         self.config = config
         _record_step(self.model, config, self.base_model, calibration_dataset)

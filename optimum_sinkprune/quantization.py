@@ -38,7 +38,15 @@ from torch import nn
 from .configuration import SinkAwarePruningConfig
 from .editing import WeightEditor, WeightJournal, select_targets
 from .methods.rtn import BITS, QuantGrid, check_group_size
-from .quantized import QUANT_CONFIG_KEY, SCALE_BUFFER, is_quantized, quantized_layers  # noqa: F401 (public here too)
+from .quantized import (  # noqa: F401 (public here too)
+    QUANT_CONFIG_KEY,
+    SCALE_BUFFER,
+    clear_scales,
+    is_quantized,
+    quantized_layers,
+    quantized_packed_tensors,
+    store_scales,
+)
 from .registry import get_method
 
 logger = logging.getLogger(__name__)
@@ -243,9 +251,8 @@ class SinkAwareQuantizer(WeightEditor):
                                   "forward_passes": int(result.forwards)}
             report.sink = result.sink.to_dict() if result.sink is not None else None
 
-        def undo() -> None:  # the scales of the layers written before the failure
-            for name in results:
-                targets[name]._buffers.pop(SCALE_BUFFER, None)
+        def undo() -> None:  # the scales of the layers written before the failure (the model had none before)
+            clear_scales(self.model)
 
         self._journaled(journal, apply, undo)
         zeros = sum(int((layer.weight == 0).sum()) for layer in targets.values())
@@ -261,19 +268,19 @@ class SinkAwareQuantizer(WeightEditor):
                     config.method, config.bits, config.group_size, report.mean_relative_error)
         return self.model, report
 
-    @staticmethod
-    def _write(name: str, layer: nn.Linear, new_weight: torch.Tensor, scales: torch.Tensor, errors: list[float],
+    def _write(self, name: str, layer: nn.Linear, new_weight: torch.Tensor, scales: torch.Tensor, errors: list[float],
                results: dict[str, torch.Tensor]) -> None:
         from .methods import read_weight
+        from .methods.masks import write_weight
 
         if not (torch.isfinite(new_weight).all() and torch.isfinite(scales).all()):
             raise FloatingPointError(f"quantizing layer {name!r} produced NaN/inf")
         target = read_weight(layer)
         before = target.detach().to(torch.float32)
         errors.append(float((new_weight - before).norm() / before.norm().clamp_min(1e-12)))
-        target.copy_(new_weight.to(target.dtype))
+        write_weight(layer, new_weight)  # in place, or into the disk offload folder of a disk-offloaded layer
         # non-persistent: a dense save stays a plain checkpoint; the quantized save reads it
-        layer.register_buffer(SCALE_BUFFER, scales.to(target.dtype), persistent=False)
+        store_scales(self.model, layer, scales.to(target.dtype))
         results[name] = scales
 
     def _apply_rtn(self, name, layer, grid, errors, results) -> None:
@@ -322,7 +329,9 @@ def torchao_int8_config():
     """transformers' own config for torchao's int8 weight-only CPU path: pass it as `quantization_config=` to
     `from_pretrained` of a dense (or pruned, densely stored) checkpoint; torchao rounds every linear to int8 per
     output channel at load time (its own round-to-nearest, not GPTQ) and runs its int8 weight-only matmul.
-    benchmarks/results/quantization.md measures it against the bf16 model.
+    benchmarks/results/quantization.md (tiny-llada) and quantization_minilm.md (tiny-minilm-dlm) measure it against
+    the bf16 model, interleaved; whether it is faster depends on the CPU (it was slower than bf16 on a CPU with
+    native bf16 matmuls).
 
     Returns:
         `transformers.TorchAoConfig`.
@@ -335,7 +344,8 @@ def torchao_int8_config():
     try:
         from torchao.quantization import Int8WeightOnlyConfig
     except ImportError as err:
-        raise ImportError("the int8 weight-only CPU path needs the torchao package: pip install torchao") from err
+        raise ImportError("the int8 weight-only CPU path needs the torchao package: pip install torchao (or "
+                          "pip install \"optimum-sinkprune[torchao]\")") from err
     return TorchAoConfig(Int8WeightOnlyConfig())
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-# Elements scanned per step: bounds the temporaries (isfinite makes float and boolean copies of the chunk) to a few
-# MiB whatever the tensor's size; larger chunks stay resident in the allocator's heap after the scan.
+# Elements per step of the detailed NaN/inf count (run only on a tensor already found bad, and by the fallback scan
+# for dtypes `torch.aminmax` does not support): bounds the boolean temporaries to a few MiB whatever the tensor's size.
 _CHUNK = 1 << 20
 
 
@@ -29,6 +29,22 @@ def check_int(name: str, value: Any, minimum: int) -> None:
     """Raise `ValueError` naming the argument and its value unless `value` is an integer (not a bool) >= `minimum`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}={value!r} is not allowed; it must be an integer >= {minimum}")
+
+
+_MINIMUM = "sinkprune_minimum"  # the metadata key of `int_field`
+
+
+def int_field(default: int, *, minimum: int = 1) -> Any:
+    """A dataclass field holding an integer >= `minimum` (default 1), checked by `check_int_fields`: the bound is
+    declared with the field, so no separate list of names to check can miss one."""
+    return field(default=default, metadata={_MINIMUM: minimum})
+
+
+def check_int_fields(settings: Any) -> None:
+    """`check_int` on every field of the dataclass instance `settings` declared with `int_field`, in field order."""
+    for f in fields(settings):
+        if _MINIMUM in f.metadata:
+            check_int(f.name, getattr(settings, f.name), f.metadata[_MINIMUM])
 
 
 def check_float(name: str, value: Any, low: float | None = None, high: float | None = None, *, open_high=False,
@@ -69,13 +85,37 @@ class NonFiniteTensor:
     inf: int
 
 
+def _extremes_bad(low: float, high: float, *, allow_inf: bool) -> bool:
+    """Whether a tensor whose minimum and maximum are `low` and `high` holds NaN (min/max propagate it), or inf
+    (then the minimum is -inf or the maximum +inf) unless `allow_inf`. Pure."""
+    if math.isnan(low) or math.isnan(high):
+        return True
+    return not allow_inf and (math.isinf(low) or math.isinf(high))
+
+
+def _chunks(tensor: torch.Tensor):
+    """The flattened tensor in pieces of `_CHUNK` elements; one-byte floats (float8) widened exactly to float32, as
+    `isnan` / `isinf` have no kernels for them."""
+    for chunk in tensor.reshape(-1).split(_CHUNK):
+        yield chunk.float() if chunk.element_size() == 1 else chunk
+
+
 def _has_bad(tensor: torch.Tensor, *, allow_inf: bool) -> bool:
-    flat = tensor.detach().reshape(-1)
-    for chunk in flat.split(_CHUNK):
-        ok = ~torch.isnan(chunk) if allow_inf else torch.isfinite(chunk)
-        if not bool(ok.all()):
-            return True
-    return False
+    """Whether `tensor` holds NaN (or inf unless `allow_inf`), from one streaming min/max reduction: no temporary the
+    size of the tensor, one host sync. Complex tensors are read through their real view; dtypes without a min/max
+    kernel fall back to a chunked `isfinite` scan."""
+    t = tensor.detach()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    try:
+        low, high = torch.stack(torch.aminmax(t)).tolist()
+    except (RuntimeError, NotImplementedError):  # e.g. float8
+        for chunk in _chunks(t):
+            ok = ~torch.isnan(chunk) if allow_inf else torch.isfinite(chunk)
+            if not bool(ok.all()):
+                return True
+        return False
+    return _extremes_bad(low, high, allow_inf=allow_inf)
 
 
 def first_non_finite(
@@ -97,15 +137,37 @@ def first_non_finite(
             continue
         if _has_bad(tensor, allow_inf=allow_inf):
             t = tensor.detach()
-            nan = sum(int(torch.isnan(c).sum()) for c in t.reshape(-1).split(_CHUNK))
-            inf = sum(int(torch.isinf(c).sum()) for c in t.reshape(-1).split(_CHUNK))
+            # only on a hit: the exact counts for the message, chunk by chunk
+            nan = sum(int(torch.isnan(c).sum()) for c in _chunks(t))
+            inf = sum(int(torch.isinf(c).sum()) for c in _chunks(t))
             return NonFiniteTensor(name=name, kind=kind, shape=tuple(t.shape), nan=nan, inf=0 if allow_inf else inf)
     return None
 
 
+def _parameter_values(model: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
+    """`named_parameters()` with accelerate-offloaded ones (meta on the module) read from their offload map or folder,
+    one at a time, so offloaded weights are checked too; a meta parameter with no offloaded value stays meta (skipped
+    here; the placement check names it)."""
+    from .offload import offload_slot, read_tensor
+
+    seen: set[int] = set()  # tied parameters once, as `named_parameters()` gives them
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            full = f"{module_name}.{name}" if module_name else name
+            if param.is_meta and offload_slot(module, name) is not None:
+                try:
+                    param = read_tensor(module, name, module_name)
+                except ValueError:
+                    pass
+            yield full, param
+
+
 def check_finite_parameters(model: nn.Module, *, argument: str = "model") -> None:
-    """Raise when a parameter (weights, biases, norm scales, embeddings) holds NaN or inf, or a floating buffer holds
-    NaN, naming the first one (in `named_parameters()` order, then buffers).
+    """Raise when a parameter (weights, biases, norm scales, embeddings; accelerate-offloaded ones read from memory or
+    disk) holds NaN or inf, or a floating buffer holds NaN, naming the first one (in module order, then buffers).
 
     Args:
         model: the model about to be pruned.
@@ -115,7 +177,7 @@ def check_finite_parameters(model: nn.Module, *, argument: str = "model") -> Non
         `NonFiniteWeightsError` (a `FloatingPointError` and a `ValueError`): naming the parameter, its shape and how
             many NaN / inf values it holds.
     """
-    bad = first_non_finite(model.named_parameters(), kind="parameter")
+    bad = first_non_finite(_parameter_values(model), kind="parameter")
     if bad is None:
         bad = first_non_finite(model.named_buffers(), kind="buffer", allow_inf=True)
     if bad is None:
@@ -266,7 +328,9 @@ __all__ = [
     "check_texts",
     "check_float",
     "check_int",
+    "check_int_fields",
     "first_non_finite",
+    "int_field",
     "not_utf8_error",
     "read_text_file",
     "read_text_lines",

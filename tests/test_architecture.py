@@ -17,6 +17,7 @@ import pytest
 import optimum_sinkprune
 from optimum_sinkprune.adapters import DreamAdapter, LLaDAAdapter, LlamaAdapter, Qwen2Adapter
 from optimum_sinkprune.adapters.registry import REGISTRY
+from source_trees import parse
 
 PACKAGE = Path(optimum_sinkprune.__file__).parent
 ALLOWED_DIRS = ("adapters", "models", "assets")
@@ -89,7 +90,7 @@ def _hits_in_text(text: str, *, every_leaf: bool) -> list[tuple[str, str]]:
 
 def violations(source: str, filename: str) -> list[str]:
     """'filename:line: uses NAME; use adapter.METHOD instead' for every forbidden use in `source`."""
-    tree = ast.parse(source, filename=filename)
+    tree = parse(source, filename)
     docstrings = _docstring_nodes(tree)
     reflective: set[int] = set()
     found: list[tuple[int, str, str]] = []
@@ -219,7 +220,7 @@ def module_import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[s
 
     for module, (source, is_package) in sources.items():
         graph[module] = set()
-        visit(module, is_package, ast.parse(source), graph[module])
+        visit(module, is_package, parse(source), graph[module])
     return graph
 
 

@@ -1,7 +1,7 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """Weight pruning of DiffusionGemma's dense linear layers through `SinkAwarePruner`: both stacks change together (they
 share their weights), every pattern gives its exact sparsity, nothing outside the targets moves, and what the model
-does not support is refused before any weight changes."""
+does not support is refused before any weight changes; the structured methods run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from optimum_sinkprune import SinkAwarePruner, SinkAwarePruningConfig
+from optimum_sinkprune.adapters import get_adapter
 
 import diffusion_gemma_fixtures as fx
 
@@ -135,12 +136,11 @@ def test_pruned_model_saves_and_reloads_with_its_ties(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["magnitude_heads", "random_heads", "sink_heads"])
-def test_structured_methods_are_refused_before_any_change(method):
+def test_structured_methods_run_and_keep_both_stacks_sharing_their_weights(method):
+    # the methods in detail (budget, statistics, reload): tests/test_diffusion_gemma_structured_methods.py
     model = fx.tiny_diffusion_gemma()
-    before = _snapshot(model)
-    with pytest.raises(NotImplementedError, match="structured methods .* are not supported on diffusion_gemma yet"):
-        fx.prune_with_structured_method(model, method)
-    after = dict(model.named_parameters())
-    assert set(after) == set(before)
-    for name, param in after.items():
-        assert torch.equal(param, before[name]), name
+    _, report = fx.prune_with_structured_method(model, method)
+    assert report.structured["removed_heads"] in ({"0": [0, 1]}, {"0": [2, 3]})
+    adapter = get_adapter(model)
+    for dec, enc in zip(adapter.blocks(model), adapter.stack_blocks(model, "encoder")):
+        assert adapter.projection(enc, "q").weight is adapter.projection(dec, "q").weight

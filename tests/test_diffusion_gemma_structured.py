@@ -2,7 +2,8 @@
 """Structured removal on DiffusionGemma: whole kv groups (each layer kind by its own head layout) and dense-MLP
 channels leave both stacks sharing their smaller weights, the result equals masking the same weights, the checkpoint
 reloads through the Auto class with identical logits (our loading hook resizes both stacks' layers), and requests
-that split a kv group or empty a layer, or malformed records, are refused before anything changes."""
+that split a kv group or empty a layer, or malformed records, are refused before anything changes. The structured
+methods that plan this removal are tested in tests/test_diffusion_gemma_structured_methods.py."""
 
 from __future__ import annotations
 
@@ -109,13 +110,3 @@ def test_a_malformed_record_fails_at_load_naming_the_field(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"DiffusionGemmaTextConfig.pruned_heads\[1\]=\[0, 1\] splits kv group 0"):
         AutoModelForImageTextToText.from_pretrained(folder)
-
-
-@pytest.mark.parametrize("method", ["magnitude_heads", "sink_heads"])
-def test_the_structured_methods_say_what_is_supported(method):
-    model = fx.tiny_diffusion_gemma()
-    before = _snapshot(model)
-    with pytest.raises(NotImplementedError, match="prune_structure.*prune_experts"):
-        fx.prune_with_structured_method(model, method)
-    after = _snapshot(model)
-    assert all(torch.equal(after[n], before[n]) for n in before)

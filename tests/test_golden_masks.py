@@ -4,13 +4,22 @@ of each unstructured method and pattern, the kept shapes and weights of each str
 weight file. A refactor must leave every hash unchanged; a deliberate change of the maths updates them here, with
 the reason in the commit message.
 
-Regenerate with `SINKPRUNE_PRINT_GOLDEN=1 python -m pytest tests/test_golden_masks.py -q -s`.
+SparseGPT's reconstructed weights (and, through its column-by-column updates, some of its mask choices) depend on
+the BLAS kernels and thread count of the machine, so its four cases are pinned by what does not: the exact number of
+zeros in every tensor, and the mask at a fixed sample of positions, which must agree with the pinned one almost
+everywhere (between 1 and 2 threads, or two CPU kinds, about 99.2 % for 2:4 and 99.98 % unstructured; a 20 % change
+of the damping drops that to 95.7 % and 99.3 %).
+
+Regenerate with `SINKPRUNE_PRINT_GOLDEN=1 python -m pytest tests/test_golden_masks.py -q -s` (this rewrites
+tests/data/golden_sparsegpt_masks.json too).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,12 +57,8 @@ GOLDEN = {
     "random_heads/remove": "b529833c4fdb4739",
     "sink_heads/mask": "ff5ae5177242b7e4",
     "sink_heads/remove": "16ae771040b0f4ad",
-    "sink_sparsegpt/2:4": "62f119a27d332851",
-    "sink_sparsegpt/unstructured": "3ad9eef121f02875",
     "sink_wanda/2:4": "0b50736002614aa9",
     "sink_wanda/unstructured": "8550444e0ee555cd",
-    "sparsegpt/2:4": "6c569bfc9836814b",
-    "sparsegpt/unstructured": "ec67d9e36a8d995b",
     "wanda/2:4": "b45f09b7eb7b4984",
     "wanda/unstructured": "579d6fade0754314",
     "wanda_diffusion/unstructured": "0811138466b9dfb6",
@@ -84,7 +89,14 @@ def _pruned(case: str, texts) -> SinkAwarePruner:
     return pruner
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# machine-dependent floats: pinned by zero counts and a sampled mask (see the module docstring)
+SPARSEGPT_CASES = sorted(case for case in CASES if "sparsegpt" in case)
+SPARSEGPT_MASKS = Path(__file__).parent / "data" / "golden_sparsegpt_masks.json"
+MASK_SAMPLE = 2048  # positions per tensor
+MIN_AGREEMENT = {"2:4": 0.985, "unstructured": 0.998}
+
+
+@pytest.mark.parametrize("case", sorted(set(CASES) - set(SPARSEGPT_CASES)))
 def test_pruned_weights_match_pinned_hash(case, calibration_texts):
     pruner = _pruned(case, calibration_texts)
     value = _state_hash(pruner.model)
@@ -92,6 +104,49 @@ def test_pruned_weights_match_pinned_hash(case, calibration_texts):
         print(f'    "{case}": "{value}",')
     assert case in GOLDEN, f"no pinned hash for {case!r}; regenerate (see module docstring)"
     assert value == GOLDEN[case], f"{case}: weights after pruning changed ({value} != {GOLDEN[case]})"
+
+
+def _mask_fingerprint(model: torch.nn.Module) -> dict[str, dict[str, object]]:
+    """Per pruned 2-D tensor: its number of zeros and the zero mask at `MASK_SAMPLE` evenly spaced positions (hex)."""
+    out: dict[str, dict[str, object]] = {}
+    for name, tensor in sorted(model.state_dict().items()):
+        if tensor.dim() != 2 or not tensor.is_floating_point():
+            continue
+        zero = (tensor.detach() == 0).reshape(-1)
+        zeros = int(zero.sum())
+        if zeros == 0:
+            continue
+        idx = torch.linspace(0, zero.numel() - 1, MASK_SAMPLE).long()
+        bits = "".join("1" if b else "0" for b in zero[idx].tolist())
+        out[name] = {"zeros": zeros, "sample": f"{int(bits, 2):0{MASK_SAMPLE // 4}x}"}
+    return out
+
+
+@pytest.fixture(scope="module")
+def pinned_sparsegpt_masks():
+    if os.environ.get("SINKPRUNE_PRINT_GOLDEN"):
+        return {}
+    return json.loads(SPARSEGPT_MASKS.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", SPARSEGPT_CASES)
+def test_sparsegpt_masks_match_pinned(case, calibration_texts, pinned_sparsegpt_masks):
+    got = _mask_fingerprint(_pruned(case, calibration_texts).model)
+    if os.environ.get("SINKPRUNE_PRINT_GOLDEN"):
+        pinned = json.loads(SPARSEGPT_MASKS.read_text(encoding="utf-8")) if SPARSEGPT_MASKS.exists() else {}
+        pinned[case] = got
+        SPARSEGPT_MASKS.write_text(json.dumps(pinned, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        return
+    want = pinned_sparsegpt_masks[case]
+    assert sorted(got) == sorted(want), f"{case}: a different set of tensors was pruned"
+    assert {n: g["zeros"] for n, g in got.items()} == {n: w["zeros"] for n, w in want.items()}, case
+    agree = total = 0
+    for name in want:
+        a, b = int(got[name]["sample"], 16), int(want[name]["sample"], 16)
+        agree += MASK_SAMPLE - bin(a ^ b).count("1")
+        total += MASK_SAMPLE
+    pattern = case.split("/")[1]
+    assert agree / total >= MIN_AGREEMENT[pattern], f"{case}: only {agree / total:.4%} of the sampled mask agrees"
 
 
 def _saved_weights_hash(pruner: SinkAwarePruner, folder, **save_kwargs) -> str:

@@ -103,7 +103,10 @@ def test_non_finite_weight_is_also_a_value_error_and_structured_entry_checks_too
         check_finite_parameters(tiny_dream)
 
 
-def test_first_non_finite_is_pure_and_ordered():
+def test_first_non_finite_is_pure_and_ordered(monkeypatch):
+    from optimum_sinkprune import validation
+
+    monkeypatch.setattr(validation, "_CHUNK", 1 << 10)  # small scan chunks, so a small tensor spans several
     good, nan, inf = torch.ones(3), torch.tensor([1.0, float("nan"), float("nan")]), torch.tensor([float("inf")])
     assert first_non_finite([("a", good), ("ids", torch.tensor([1, 2]))]) is None  # integers are never bad
     found = first_non_finite([("a", good), ("b", inf), ("c", nan)])
@@ -111,7 +114,7 @@ def test_first_non_finite_is_pure_and_ordered():
     assert first_non_finite([("mask", inf)], allow_inf=True) is None  # masks hold -inf on purpose
     assert first_non_finite([("c", nan)], allow_inf=True).nan == 2
     assert first_non_finite([("m", torch.empty(4, device="meta"))]) is None  # not materialised: nothing to read
-    big = torch.zeros(3 * (1 << 24) + 5)  # spans several scan chunks
+    big = torch.zeros(3 * validation._CHUNK + 5)  # spans several scan chunks
     big[-1] = float("nan")
     assert first_non_finite([("big", big)]).nan == 1
     assert nan.isnan().sum() == 2 and torch.equal(good, torch.ones(3))  # inputs untouched
@@ -345,3 +348,28 @@ def test_json_files_not_utf8_or_folders_are_named(tmp_path, reader, name):
     if reader == "sink report":
         with pytest.raises(IsADirectoryError, match=rf"sink report file '{tmp_path}' is a folder"):
             read(tmp_path)
+
+
+def test_int_fields_are_checked_with_the_minimum_declared_on_them():
+    from dataclasses import dataclass
+
+    from optimum_sinkprune.validation import check_int_fields, int_field
+
+    @dataclass
+    class Sizes:
+        count: int = int_field(2)
+        offset: int = int_field(0, minimum=0)
+        label: str = "x"  # not an int_field: never checked
+
+        def __post_init__(self):
+            check_int_fields(self)
+
+    assert (Sizes().count, Sizes(offset=0).offset, Sizes(label=None).label) == (2, 0, None)
+    with pytest.raises(ValueError, match=r"count=0 is not allowed; it must be an integer >= 1"):
+        Sizes(count=0)
+    with pytest.raises(ValueError, match=r"offset=-1 is not allowed; it must be an integer >= 0"):
+        Sizes(offset=-1)
+    with pytest.raises(ValueError, match=r"count=True"):
+        Sizes(count=True)
+    with pytest.raises(ValueError, match=r"count=0"):  # in field order
+        Sizes(count=0, offset=-1)

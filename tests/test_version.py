@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optimum_sinkprune
 from optimum_sinkprune import version
+from source_trees import parse_file
 
 PACKAGE = Path(optimum_sinkprune.__file__).parent
 
@@ -25,7 +26,7 @@ def test_one_version():
 def test_nothing_takes_the_version_from_the_package_root():
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.ImportFrom) and any(a.name == "__version__" for a in node.names):
                 root = node.module in (None, "optimum_sinkprune") or (node.level > 0 and not node.module)
                 if root and path != PACKAGE / "__init__.py":

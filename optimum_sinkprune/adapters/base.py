@@ -318,7 +318,8 @@ class ModelAdapter:
         return self.mask_token_id(model, tokenizer)
 
     def calibration_noise(self, model: nn.Module, samples: torch.Tensor, schedule, token_id: int | None, *,
-                          batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                          batch_size: int = 1,
+                          attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The noised calibration windows of clean `samples` [n, seq] at `schedule`'s steps: `(noisy [n, steps,
         seq], t [n, steps])` on CPU. By default the masked-diffusion forward process (`NoiseSchedule.noised`);
         families with another forward process (block diffusion: only the canvas is noised) override it.
@@ -327,6 +328,8 @@ class ModelAdapter:
             schedule (`NoiseSchedule`): steps, t, protected positions and seed.
             token_id (`int`): what `noise_token_id` returned.
             batch_size (`int`): the forwards' batch size (the "uniform" schedule's stratification reads it).
+            attention_mask (`torch.Tensor`, *optional*): [n, seq] padding mask of per-sample rows: padding is never
+                noised and a padded row is noised as the sample alone (`calibration.noise`).
 
         Raises:
             ValueError: no mask token was given.
@@ -334,7 +337,7 @@ class ModelAdapter:
         if token_id is None:
             raise ValueError(f"{self.name} calibration noise writes the mask token: give a noise schedule and "
                              "mask_token_id (got mask_token_id=None)")
-        return schedule.noised(samples, token_id, batch_size=batch_size)
+        return schedule.noised(samples, token_id, batch_size=batch_size, attention_mask=attention_mask)
 
     def observation_context(self, model: nn.Module, modules) -> AbstractContextManager:
         """A context manager the calibration pipeline holds while observers' input hooks on `modules` are active:

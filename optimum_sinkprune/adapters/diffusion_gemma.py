@@ -401,30 +401,34 @@ class DiffusionGemmaAdapter(ModelAdapter):
         _, weights, index = self.router_module(block)(router_input)
         return weights, index
 
-    def keep_experts(self, model: nn.Module, kept: dict[int, list[int]]) -> None:
-        """Keep only the experts `kept[layer]` (original indices, the same count in every layer) in both stacks: the
-        packed expert tensors, the router's rows and per-expert scales shrink with them, and the config's
-        `num_experts` becomes the new count (so the Auto classes rebuild the smaller model).
+    def keep_experts(self, model: nn.Module, kept: dict[int, list[int]]) -> bool:
+        """Keep only the experts `kept[layer]` (current indices) in both stacks: the packed expert tensors, the router's
+        rows and per-expert scales shrink with them. The same count in every layer sets the config's `num_experts`
+        (the Auto classes rebuild the smaller model on their own); counts that differ between layers set
+        `num_experts` to the largest and record every layer's count in the text config (`sinkprune_num_experts`),
+        which the reload hook (`models.pruned_loading`) reads to build each layer's experts and router at its size.
+
+        Returns:
+            `bool`: whether the counts now differ between layers, so that reloading needs the loading hook
+            (`models.pruned_loading.register_pruned_loading`; `structured.experts.prune_experts` registers it).
 
         Raises:
-            ValueError: a layer missing from `kept`, counts that differ between layers, an index out of range or
-                repeated, or fewer experts than `top_k_experts`; before any change.
+            ValueError: a layer missing from `kept`, an index out of range or repeated, or fewer experts than
+                `top_k_experts` in a layer; before any change.
         """
-        num_layers, total, top_k = self.num_layers(model), self.num_experts(model), self.top_k_experts(model)
+        num_layers, top_k = self.num_layers(model), self.top_k_experts(model)
         if sorted(kept) != list(range(num_layers)):
             raise ValueError(f"kept must name the experts of every layer 0..{num_layers - 1}, got layers "
                              f"{sorted(kept)}")
-        counts = {len(v) for v in kept.values()}
-        if len(counts) != 1:
-            raise ValueError(f"kept must keep the same number of experts in every layer (the config has one "
-                             f"num_experts), got {[len(kept[i]) for i in range(num_layers)]}")
-        count = counts.pop()
-        if count < top_k:
-            raise ValueError(f"keeping {count} experts per layer leaves fewer than top_k_experts={top_k}: the router "
-                             f"picks {top_k} experts per token; keep at least {top_k} of {total}")
+        totals = self.layer_num_experts(model)
         for layer, experts in kept.items():
+            total = totals[layer]
             if len(set(experts)) != len(experts) or any(not 0 <= int(e) < total for e in experts):
                 raise ValueError(f"kept[{layer}]={experts!r}: expert indices must be distinct, in [0, {total})")
+            if len(experts) < top_k:
+                raise ValueError(f"kept[{layer}] keeps {len(experts)} experts, fewer than top_k_experts={top_k}: the "
+                                 f"router picks {top_k} experts per token; keep at least {top_k} of {total}")
+        counts = [len(kept[i]) for i in range(num_layers)]
         with torch.no_grad():
             for layer in range(num_layers):
                 index = torch.tensor(sorted(int(e) for e in kept[layer]), dtype=torch.long)
@@ -439,15 +443,59 @@ class DiffusionGemmaAdapter(ModelAdapter):
                     experts = self.experts_module(block)
                     for attr, param in new.items():
                         setattr(experts, attr, param)
-                    experts.num_experts = count
+                    experts.num_experts = counts[layer]
                     router = self.projection(block, "router")
                     router.weight = router_weight
-                    router.out_features = count
+                    router.out_features = counts[layer]
                     self.router_module(block).per_expert_scale = scale
-        self.text_config(model.config).num_experts = count
+        text = self.text_config(model.config)
+        text.num_experts = max(counts)
+        if len(set(counts)) == 1:
+            if getattr(text, self.expert_counts_key, None) is not None:
+                delattr(text, self.expert_counts_key)
+            return False
+        setattr(text, self.expert_counts_key, counts)
+        return True  # the native classes build one expert count: only the reload hook builds each layer's
+
+    # Text-config key of the per-layer expert counts (written only when they differ between layers).
+    expert_counts_key = "sinkprune_num_experts"
 
     def num_experts(self, model: nn.Module) -> int:
+        """Experts per layer: the config's `num_experts` (the largest count when layers differ: `layer_num_experts`)."""
         return int(self.text_config(model.config).num_experts)
+
+    def layer_num_experts(self, model: nn.Module) -> list[int]:
+        """The current number of experts of every layer (from its packed expert tensors)."""
+        return [int(self.expert_weights(block)["gate_up"].shape[0]) for block in self.blocks(model)]
+
+    def config_layer_num_experts(self, config, layer: int) -> int:
+        """Experts of text layer `layer` according to the config (`sinkprune_num_experts`, else `num_experts`).
+
+        Raises:
+            ValueError: a malformed per-layer record (names the field, the layer and the allowed range).
+        """
+        text = self.text_config(config)
+        counts = getattr(text, self.expert_counts_key, None)
+        largest = int(text.num_experts)
+        if counts is None:
+            return largest
+        field = f"{type(text).__name__}.{self.expert_counts_key}"
+        num_layers = int(text.num_hidden_layers)
+        if not isinstance(counts, (list, tuple)) or len(counts) != num_layers:
+            raise ValueError(f"{field}={counts!r} must list one expert count per layer ({num_layers})")
+        top_k = int(text.top_k_experts)
+        value = counts[layer]
+        if isinstance(value, bool) or not isinstance(value, int) or not top_k <= value <= largest:
+            raise ValueError(f"{field}[{layer}]={value!r} must be an int in [top_k_experts={top_k}, "
+                             f"num_experts={largest}]")
+        return int(value)
+
+    def records_structure(self, config) -> bool:
+        """True when the text config records a pruned structure the native classes do not build on their own (pruned
+        heads, per-layer MLP widths or per-layer expert counts): the reload hook then resizes each layer."""
+        text = self.text_config(config)
+        return bool(getattr(text, "pruned_heads", None)) or any(
+            getattr(text, key, None) is not None for key in (self.mlp_widths_key, self.expert_counts_key))
 
     def top_k_experts(self, model: nn.Module) -> int:
         return int(self.text_config(model.config).top_k_experts)
@@ -497,7 +545,7 @@ class DiffusionGemmaAdapter(ModelAdapter):
         return None
 
     def calibration_noise(self, model: nn.Module, samples: torch.Tensor, schedule, token_id=None, *,
-                          batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                          batch_size: int = 1, attention_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Noised calibration windows `(noisy [n, steps, seq], t [n, steps])`: the context (the first seq − canvas
         tokens, which the encoder reads) stays clean, the canvas (the last `canvas_length` tokens, which the decoder
         denoises) is noised at every step of `schedule` by the model's own uniform-token forward process
@@ -505,9 +553,13 @@ class DiffusionGemmaAdapter(ModelAdapter):
         seed, same canvases). Canvases are noised independently of `batch_size` (no stratification across a batch).
 
         Raises:
-            ValueError: windows not longer than the canvas, or protected positions other than "none".
+            ValueError: windows not longer than the canvas, protected positions other than "none", or padding.
         """
         from ..diffusion.block_diffusion import noise_canvases
+
+        if attention_mask is not None and not bool(attention_mask.to(torch.bool).all()):
+            raise ValueError(f"{self.name} calibration takes full windows without padding; attention_mask has "
+                             f"{int((~attention_mask.to(torch.bool)).sum())} padded positions")
 
         self.check_calibration_ids(model, samples)
         context, canvas = self.split_window(model, samples.cpu())
@@ -622,19 +674,6 @@ class DiffusionGemmaAdapter(ModelAdapter):
     # ---- structured pruning: heads (kv groups) and dense-MLP channels -------------------------------------------
     mlp_widths_key = "sinkprune_mlp_widths"
 
-    def check_structured_support(self, model: nn.Module) -> None:
-        """Raise before any change: the structured methods (budget planner and scorers) assume one head layout for
-        every layer, which DiffusionGemma's sliding and full-attention layers do not share. Explicit removal
-        (`structured.prune_structure(model, heads=..., channels=...)`) and expert pruning (the methods
-        `reap_experts` / `sink_experts`, or `structured.experts.prune_experts`) are supported."""
-        raise NotImplementedError(
-            f"the structured methods (sink_heads, magnitude_heads, ...) are not supported on {self.name} yet: their "
-            "budget planner and scorers assume one head layout for every layer, and its sliding and full-attention "
-            "layers differ. Supported: explicit removal of kv groups and dense-MLP channels with "
-            "optimum_sinkprune.structured.prune_structure(model, heads=..., channels=...), expert pruning with "
-            "optimum_sinkprune.structured.experts.prune_experts or method='reap_experts' / 'sink_experts' (with "
-            "expert_ratio), and every unstructured / N:M method")
-
     def layer_head_geometry(self, model: nn.Module, layer: int) -> tuple[int, int, int]:
         """(query heads, kv heads, head size) of text layer `layer` (sliding and full-attention layers differ)."""
         return self._geometry_of(model.config, layer)
@@ -687,6 +726,7 @@ class DiffusionGemmaAdapter(ModelAdapter):
 
         text = self.text_config(config)
         num_layers = int(text.num_hidden_layers)
+        self.config_layer_num_experts(config, layer)  # the per-layer expert counts are checked with the rest
         heads, kv, head_dim = self._geometry_of(config, layer)
         raw = getattr(text, "pruned_heads", None) or {}
         entry = {k: v for k, v in raw.items() if str(k) == str(layer)}
@@ -705,11 +745,24 @@ class DiffusionGemmaAdapter(ModelAdapter):
 
     def resize_pruned_layer(self, layer_module: nn.Module, config, layer: int) -> None:
         """Give a freshly built text layer (encoder or decoder) the pruned shapes recorded in `config` (the reload
-        hook calls it before the weights load); unpruned shapes are kept."""
+        hook calls it before the weights load): heads, MLP width and the layer's expert count (its packed expert
+        tensors, router rows and per-expert scales); unpruned shapes are kept."""
         from .surgery import linear_like
 
         heads, kv, head_dim, width = self.pruned_layer_shape(config, layer)
         hidden = int(self.text_config(config).hidden_size)
+        count = self.config_layer_num_experts(config, layer)
+        experts = self.experts_module(layer_module)
+        if int(getattr(experts, self.expert_tensors["gate_up"]).shape[0]) != count:
+            for attr in self.expert_tensors.values():
+                old = getattr(experts, attr)
+                setattr(experts, attr, nn.Parameter(old.new_empty((count, *old.shape[1:]))))
+            experts.num_experts = count
+            router = self.projection(layer_module, "router")
+            parent_path, _, attr = self.router_path.rpartition(".")
+            setattr(layer_module.get_submodule(parent_path), attr, linear_like(router, router.in_features, count))
+            scale = self.router_module(layer_module).per_expert_scale
+            self.router_module(layer_module).per_expert_scale = nn.Parameter(scale.new_ones(count))
         if self.projection(layer_module, "q").out_features != heads * head_dim:
             shapes = {"q": (hidden, heads * head_dim), "k": (hidden, kv * head_dim), "v": (hidden, kv * head_dim),
                       "o": (heads * head_dim, hidden)}

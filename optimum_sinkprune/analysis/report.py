@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -17,6 +18,25 @@ from .trajectory import DEFAULT_MOVE_THRESHOLD, SinkTrajectory, forward_process_
 logger = logging.getLogger(__name__)
 
 REPORT_FORMAT_VERSION = 1
+
+# The forward-process and capture settings that `build_sink_report` passes on to `forward_process_trajectory` (for the
+# model and the AR baseline alike); their defaults are that function's, so they are written once.
+TRAJECTORY_SETTINGS = ("steps", "sample_interval", "eps", "seed", "schedule", "protected", "top_k", "k_std",
+                       "chunk_size")
+
+
+def _trajectory_settings(**overrides) -> dict:
+    """`TRAJECTORY_SETTINGS` with the defaults of `forward_process_trajectory`, updated by `overrides`.
+
+    Raises:
+        TypeError: a keyword that is not one of `TRAJECTORY_SETTINGS`, naming it and the allowed ones.
+    """
+    unknown = sorted(set(overrides) - set(TRAJECTORY_SETTINGS))
+    if unknown:
+        raise TypeError(f"build_sink_report() got unexpected keyword argument(s) {unknown}; besides its own parameters "
+                        f"it takes the trajectory settings {TRAJECTORY_SETTINGS}")
+    parameters = inspect.signature(forward_process_trajectory).parameters
+    return {name: overrides.get(name, parameters[name].default) for name in TRAJECTORY_SETTINGS}
 
 
 @dataclass
@@ -117,15 +137,6 @@ def build_sink_report(
     ar_model: nn.Module | None = None,
     ar_input_ids: torch.LongTensor | None = None,
     ar_attention_mask: torch.Tensor | None = None,
-    steps: int = 50,
-    sample_interval: int = 5,
-    eps: float = 1e-3,
-    seed: int = 0,
-    schedule: str | None = None,
-    protected: str | None = None,
-    top_k: int = 3,
-    k_std: float = 2.0,
-    chunk_size: int | None = None,
     move_threshold: float = DEFAULT_MOVE_THRESHOLD,
     generation_prompt: torch.LongTensor | None = None,
     generation_kwargs: dict | None = None,
@@ -133,6 +144,7 @@ def build_sink_report(
     model_name: str | None = None,
     ar_model_name: str | None = None,
     progress: bool = True,
+    **trajectory_kwargs,
 ) -> SinkReport:
     """Analyse the sink dynamics of `model` (and optionally an AR baseline on the same text).
 
@@ -143,28 +155,30 @@ def build_sink_report(
         ar_model (`nn.Module`, *optional*): an autoregressive baseline.
         ar_input_ids (`torch.LongTensor`, *optional*), ar_attention_mask: the same text tokenized for the AR model
             (default: `input_ids` / `attention_mask`, right when both models share a tokenizer).
-        steps (`int`), sample_interval (`int`), eps (`float`), seed (`int`): the forward process (t = s/steps).
-        schedule (`str`, *optional*), protected (`str`, *optional*): its schedule and never-masked positions
-            (`forward_process_trajectory`; default: the model family's, as in calibration).
-        top_k (`int`), k_std (`float`), chunk_size (`int`, *optional*): sink statistics / capture settings.
         move_threshold (`float`): positions a dominant sink must span to count as moving.
         generation_prompt (`torch.LongTensor`, *optional*): also analyse a sampler run from this prompt.
         generation_kwargs (`dict`, *optional*): keyword arguments of `diffusion.generate`.
         generation_sample_interval (`int`): analyse every n-th canvas of the sampler run.
         model_name (`str`, *optional*), ar_model_name (`str`, *optional*): names stored in the report.
         progress (`bool`): tqdm bars.
+        trajectory_kwargs: the settings of `forward_process_trajectory` (`TRAJECTORY_SETTINGS`, with that function's
+            defaults), used for the model and the AR baseline alike: `steps`, `sample_interval`, `eps`, `seed` (the
+            forward process, t = s/steps), `schedule`, `protected` (its schedule and never-masked positions; default:
+            the model family's, as in calibration), `top_k`, `k_std`, `chunk_size` (sink statistics and capture
+            settings, also used for the generation run).
 
     Returns:
         `SinkReport`.
+
+    Raises:
+        `TypeError`: a keyword argument that is neither a parameter above nor one of `TRAJECTORY_SETTINGS`.
     """
     if ar_model is not None:
         ar_adapter = get_adapter(ar_model)
         if ar_adapter.is_diffusion:
             logger.warning("the AR baseline %s is a diffusion model; its input will be noised too", _name(ar_model, ar_model_name))
-    common = dict(
-        steps=steps, sample_interval=sample_interval, eps=eps, seed=seed, top_k=top_k, k_std=k_std,
-        chunk_size=chunk_size, progress=progress, schedule=schedule, protected=protected,
-    )
+    options = _trajectory_settings(**trajectory_kwargs)
+    common = dict(options, progress=progress)
     trajectory = forward_process_trajectory(model, input_ids, attention_mask=attention_mask, **common)
     ar_trajectory = None
     if ar_model is not None:
@@ -174,16 +188,11 @@ def build_sink_report(
     generation = None
     if generation_prompt is not None:
         generation = generation_trajectory(
-            model, generation_prompt, sample_interval=generation_sample_interval, top_k=top_k, k_std=k_std,
-            chunk_size=chunk_size, progress=progress, **(generation_kwargs or {}),
+            model, generation_prompt, sample_interval=generation_sample_interval, top_k=options["top_k"],
+            k_std=options["k_std"], chunk_size=options["chunk_size"], progress=progress, **(generation_kwargs or {}),
         )
     settings = {
-        "steps": steps,
-        "sample_interval": sample_interval,
-        "eps": eps,
-        "seed": seed,
-        "top_k": top_k,
-        "k_std": k_std,
+        **{name: options[name] for name in ("steps", "sample_interval", "eps", "seed", "top_k", "k_std")},
         "num_samples": int(input_ids.shape[0]),
         "seq_len": int(input_ids.shape[1]),
         "generation_kwargs": {k: v for k, v in (generation_kwargs or {}).items() if isinstance(v, (int, float, str))},
@@ -224,4 +233,4 @@ def summary_markdown(report: SinkReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["REPORT_FORMAT_VERSION", "SinkReport", "build_sink_report", "summary_markdown"]
+__all__ = ["REPORT_FORMAT_VERSION", "TRAJECTORY_SETTINGS", "SinkReport", "build_sink_report", "summary_markdown"]

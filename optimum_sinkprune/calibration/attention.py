@@ -22,13 +22,13 @@ Two capture routes, both in `AttentionMassProbe`:
   dispatch through the interface (`_supports_attention_backend`) can use it; the previous `_attn_implementation` is
   restored on exit.
 
-Memory: scores are never materialised for a whole layer; queries are processed in chunks so that the extra memory is
-O(batch · heads · chunk · seq).
+Memory: scores are never materialised for a whole layer; one head and one chunk of queries at a time, so the extra
+memory is O(batch · chunk · seq) and the block stays in cache while the softmax, the P·V product and the column sum
+reread it.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterator
 
@@ -38,12 +38,17 @@ from torch import nn
 from ..adapters import get_adapter
 from ..adapters.base import ModelAdapter
 from ..models.modeling_dlm_utils import apply_rotary
+from .hooks import module_device
 
 logger = logging.getLogger(__name__)
 
 CAPTURE_METHODS = ("auto", "hooks", "interface")
-# Upper bound on the float32 score block of one query chunk (batch · heads · chunk · seq · 4 bytes).
-DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+# Upper bound on the float32 probability block of one head and query chunk (batch · chunk · seq · 4 bytes): small
+# enough to stay in a core's L2 cache, where the softmax, the P·V product and the column sum reread it.
+DEFAULT_CHUNK_BYTES = 1024 * 1024
+# Queries per block when the caller gives no chunk: fewer rows make the score and P·V products inefficient, so long
+# sequences get blocks above the budget (128 · seq · 4 bytes per sequence).
+DEFAULT_MIN_ROWS = 128
 _INTERFACE_KEY_PREFIX = "sinkprune_mass_"
 _MASK_FILL = torch.finfo(torch.float32).min
 
@@ -51,10 +56,16 @@ _MASK_FILL = torch.finfo(torch.float32).min
 # ---------------------------------------------------------------------------------------------------------------------
 # pure math
 # ---------------------------------------------------------------------------------------------------------------------
-def default_chunk_size(batch: int, heads: int, seq: int, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
-    """Largest query chunk whose float32 score block [batch, heads, chunk, seq] fits in `budget_bytes` (at least 1)."""
-    per_row = max(1, batch * max(heads, 1) * seq * 4)
-    return max(1, min(seq, budget_bytes // per_row))
+def default_chunk_size(
+    batch: int, heads: int, seq: int, budget_bytes: int = DEFAULT_CHUNK_BYTES, min_rows: int = 1
+) -> int:
+    """Largest query chunk whose float32 probability block fits in `budget_bytes`, but at least `min_rows` (and at
+    most `seq`) queries.
+
+    The capture works one head at a time, so a block is [batch, chunk, seq] whatever `heads` is (kept in the
+    signature so callers state the shape they capture)."""
+    per_row = max(1, batch * seq * 4)
+    return max(1, min(seq, max(min_rows, budget_bytes // per_row)))
 
 
 def _validate_chunk_size(chunk_size: int | None) -> None:
@@ -97,41 +108,46 @@ def _probability_chunks(
     *,
     scaling: float,
     key_valid: torch.Tensor | None,
-    query_valid: torch.Tensor | None,
     causal: bool,
     mask: torch.Tensor | None,
     chunk_size: int | None,
-) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield (query rows, float32 probabilities [b, heads, chunk, key_len]) chunk by chunk; invalid query rows are 0."""
+) -> Iterator[tuple[slice, int, torch.Tensor]]:
+    """Yield (query rows, head, float32 probabilities [b, chunk, key_len]) one head and query chunk at a time (a
+    block small enough to stay in cache while it is reread)."""
     b, heads, q_len, d = query.shape
     kv_heads, k_len = key.shape[1], key.shape[2]
     if kv_heads == 0 or heads % kv_heads != 0:
         raise ValueError(f"query heads ({heads}) must be a positive multiple of key heads ({kv_heads})")
     rep = heads // kv_heads
-    chunk = chunk_size or default_chunk_size(b, heads, k_len)
-    # [b, kv, 1, d, k]: each kv head serves `rep` consecutive query heads (repeat_kv order) without copying keys.
-    k_t = key.to(torch.float32).transpose(-1, -2)
-    if rep > 1:
-        k_t = k_t[:, :, None]
+    chunk = chunk_size or default_chunk_size(b, heads, k_len, min_rows=DEFAULT_MIN_ROWS)
+    # [b, kv, d, k], contiguous: query head h reads kv head h // rep (repeat_kv order) without repeating keys
+    k_t = key.to(torch.float32).transpose(-1, -2).contiguous()
     for start in range(0, q_len, chunk):
         rows = slice(start, min(start + chunk, q_len))
-        n = rows.stop - rows.start
-        q = query[:, :, rows].to(torch.float32) * scaling
-        if rep > 1:
-            scores = torch.matmul(q.reshape(b, kv_heads, rep, n, d), k_t).reshape(b, heads, n, k_len)
-        else:
-            scores = torch.matmul(q, k_t)
         keep, additive = _chunk_keep(
             rows, q_len, k_len, key_valid=key_valid, causal=causal, mask=mask, device=query.device
         )
-        if additive is not None:
-            scores = scores + additive
-        if keep is not None:
-            scores = scores.masked_fill(~keep, _MASK_FILL)
-        probs = torch.softmax(scores, dim=-1)
-        if query_valid is not None:
-            probs = probs * query_valid[:, None, rows, None].to(probs.dtype)
-        yield rows, probs
+        for head in range(heads):
+            q = query[:, head, rows].to(torch.float32) * scaling
+            scores = torch.matmul(q, k_t[:, head // rep])
+            if additive is not None:
+                scores = scores + _head_slice(additive, head)
+            if keep is not None:
+                scores = scores.masked_fill(~_head_slice(keep, head), _MASK_FILL)
+            yield rows, head, torch.softmax(scores, dim=-1)
+
+
+def _head_slice(mask: torch.Tensor, head: int) -> torch.Tensor:
+    """One head's [b | 1, chunk | 1, k] of a mask broadcastable to [b, heads, chunk, k]."""
+    return mask[:, head if mask.shape[1] > 1 else 0]
+
+
+def _valid_row_sum(probs: torch.Tensor, query_valid: torch.Tensor | None, rows: slice) -> torch.Tensor:
+    """Σ over the valid query rows of one block [b, chunk, k] -> [b, k] (torch's reduction, not a matrix-vector
+    product: it keeps float32 sums over thousands of rows accurate to ~1e-7)."""
+    if query_valid is not None:
+        probs = probs * query_valid[:, rows, None].to(probs.dtype)
+    return probs.sum(dim=1)
 
 
 def column_mass(
@@ -156,7 +172,7 @@ def column_mass(
         causal (`bool`): query i only sees keys j <= i (q_len == k_len).
         mask (`torch.Tensor`, *optional*): a model-prepared 4D mask [batch, 1, q_len, k_len], bool (True = attend)
             or additive float.
-        chunk_size (`int`, *optional*): queries per chunk; default keeps one chunk's scores near 16 MiB.
+        chunk_size (`int`, *optional*): queries per chunk; default: one head's block near 1 MiB, at least 128 queries.
 
     Returns:
         `torch.Tensor`: float32 [batch, heads, k_len].
@@ -164,11 +180,10 @@ def column_mass(
     _validate_chunk_size(chunk_size)
     b, heads = query.shape[:2]
     out = torch.zeros(b, heads, key.shape[2], dtype=torch.float32, device=query.device)
-    for _, probs in _probability_chunks(
-        query, key, scaling=scaling, key_valid=key_valid, query_valid=query_valid, causal=causal, mask=mask,
-        chunk_size=chunk_size,
+    for rows, head, probs in _probability_chunks(
+        query, key, scaling=scaling, key_valid=key_valid, causal=causal, mask=mask, chunk_size=chunk_size,
     ):
-        out += probs.sum(dim=2)
+        out[:, head] += _valid_row_sum(probs, query_valid, rows)
     return out
 
 
@@ -196,28 +211,22 @@ def chunked_attention(
     """
     b, heads, q_len, d = query.shape
     kv_heads = key.shape[1]
-    rep = heads // kv_heads
+    rep = heads // kv_heads if kv_heads else 1
     v = value.to(torch.float32)
-    if rep > 1:
-        v = v[:, :, None]  # [b, kv, 1, k, dv]: each kv head serves `rep` query heads
-    outs: list[torch.Tensor] = []
+    chunks: list[torch.Tensor] = []  # [b, chunk, heads, dv] per query chunk
+    heads_out: list[torch.Tensor] = []
     mass = torch.zeros(b, heads, key.shape[2], dtype=torch.float32, device=query.device)
-    for rows, probs in _probability_chunks(
-        query, key, scaling=scaling, key_valid=None, query_valid=None, causal=causal, mask=mask,
-        chunk_size=chunk_size,
+    for rows, head, probs in _probability_chunks(
+        query, key, scaling=scaling, key_valid=None, causal=causal, mask=mask, chunk_size=chunk_size,
     ):
-        n = rows.stop - rows.start
         p_out = nn.functional.dropout(probs, p=dropout, training=True) if training and dropout > 0 else probs
-        if rep > 1:
-            outs.append(torch.matmul(p_out.reshape(b, kv_heads, rep, n, -1), v).reshape(b, heads, n, -1))
-        else:
-            outs.append(torch.matmul(p_out, v))
-        probs = probs.detach()
-        if query_valid is not None:
-            probs = probs * query_valid[:, None, rows, None].to(probs.dtype)
-        mass += probs.sum(dim=2)
-    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-    return out.transpose(1, 2).to(query.dtype), mass
+        heads_out.append(torch.matmul(p_out, v[:, head // rep]))
+        mass[:, head] += _valid_row_sum(probs.detach(), query_valid, rows)
+        if head == heads - 1:
+            chunks.append(torch.stack(heads_out, dim=2))
+            heads_out = []
+    out = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)
+    return out.to(query.dtype), mass
 
 
 def right_align(mass: torch.Tensor, width: int) -> torch.Tensor:
@@ -301,7 +310,8 @@ class AttentionMassProbe:
         model (`nn.Module`): a supported model (LLaDA, Dream, MMaDA, Llama, Qwen2; see `optimum_sinkprune.adapters`).
         per_head (`bool`): also keep [batch, layers, heads, seq] (`per_head_mass`). Heads removed by structured
             pruning are reported as zeros at their original index.
-        chunk_size (`int`, *optional*): query chunk length; default bounds one chunk's scores near 16 MiB.
+        chunk_size (`int`, *optional*): query chunk length; default: one head's block near 1 MiB, at least 128
+            queries.
         attention_mask (`torch.Tensor`, *optional*): [batch, seq] padding mask (1 = token). When not given, the
             `attention_mask` passed to the model's forward is used.
         method (`str`): "auto" (the interface route where the class supports it, else hooks), "hooks" or "interface".
@@ -398,7 +408,9 @@ class AttentionMassProbe:
         return self._layer_mass
 
     def _store(self, layer: int, mass: torch.Tensor) -> None:
-        # mass: [b, heads_present, s]
+        # mass: [b, heads_present, s]; every layer's on the first stored layer's device (blocks may sit on several)
+        if self._layer_mass:
+            mass = mass.to(next(iter(self._layer_mass.values())).device)
         self._layer_mass[layer] = mass if self.per_head else mass.sum(dim=1)
 
     def _valid(self, batch: int, seq: int, device) -> torch.Tensor | None:
@@ -578,7 +590,8 @@ def attention_mass(
         input_ids (`torch.LongTensor`): [batch, seq] token ids, seq <= the model's maximum length.
         attention_mask (`torch.Tensor`, *optional*): [batch, seq], 1 for tokens and 0 for padding.
         per_head (`bool`): return [batch, layers, heads, seq] instead of [batch, seq].
-        chunk_size (`int`, *optional*): query chunk length (default: one chunk's scores stay near 16 MiB).
+        chunk_size (`int`, *optional*): query chunk length (default: one head's block near 1 MiB, at least 128
+            queries).
         method (`str`): "auto", "hooks" or "interface" (see `AttentionMassProbe`).
 
     Returns:
@@ -591,7 +604,9 @@ def attention_mass(
     adapter = get_adapter(model)
     validate_model_inputs(model, adapter, input_ids, attention_mask)
     _validate_chunk_size(chunk_size)
-    device = next(itertools.chain(model.parameters(), [torch.empty(0)])).device
+    # the embedding's device (accelerate's execution device when dispatched, even if its weight is offloaded)
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else model
+    device = module_device(embeddings)
     input_ids = input_ids.to(device)
     if attention_mask is not None:
         attention_mask = attention_mask.to(device)

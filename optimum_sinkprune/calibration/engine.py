@@ -79,25 +79,30 @@ def collect_dense_norms(
     sink_alpha: float,
     sink_std: float,
     batch_size: int = 1,
+    attention_mask: torch.Tensor | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, torch.Tensor], SinkStatistics | None]:
     """Per target layer: Σ over (sample, step) of the L2 norm over tokens of (1 − σ) ⊙ X_j (σ ≡ 0 when not `sink`).
 
     Args:
         noisy: [n, steps, seq] noised calibration ids (`NoiseSchedule.noised`).
+        attention_mask: optional [n, seq] padding mask: padded positions are no attention key or query, take no
+            part in σ and get weight 0 in the norms.
 
     Returns:
         `({name: float32 [in]}, SinkStatistics or None)`.
     """
     groups = input_groups(adapter, targets)
-    norms = InputNormObserver(groups, _modules(targets, groups), sink_weighted=sink)
+    norms = InputNormObserver(groups, _modules(targets, groups), sink_weighted=sink,
+                              padded=attention_mask is not None)
     observers = [norms]
     mass = AttentionMassObserver() if sink else None
     if mass is not None:
         observers.insert(0, mass)
     pipeline = CalibrationPipeline(model, adapter, batch_size=batch_size, sink_alpha=sink_alpha, sink_std=sink_std,
                                    progress=progress)
-    pipeline.dense(noisy, observers, desc="sink calibration" if sink else "noised calibration")
+    pipeline.dense(noisy, observers, attention_mask=attention_mask,
+                   desc="sink calibration" if sink else "noised calibration")
     return norms.result(), (mass.stats if mass is not None else None)
 
 
@@ -110,15 +115,17 @@ def collect_sink_weights(
     sink_alpha: float,
     sink_std: float,
     batch_size: int = 1,
+    attention_mask: torch.Tensor | None = None,
     progress: bool = True,
 ) -> tuple[torch.Tensor, SinkStatistics]:
-    """σ per calibration sample averaged over the sampled steps: float32 [n, seq] (`sink_sparsegpt`)."""
+    """σ per calibration sample averaged over the sampled steps: float32 [n, seq] (`sink_sparsegpt`); 0 at the
+    padding of an optional [n, seq] `attention_mask`."""
     n, num_steps, seq = noisy.shape
     # σ of the positions the blocks see (a block-diffusion decoder: the canvas), the ones the token weights scale
     mass = AttentionMassObserver(n, len(range(seq)[adapter.observed_positions(model, seq)]))
     pipeline = CalibrationPipeline(model, adapter, batch_size=batch_size, sink_alpha=sink_alpha, sink_std=sink_std,
                                    progress=progress)
-    pipeline.dense(noisy, [mass], desc="sink detection")
+    pipeline.dense(noisy, [mass], attention_mask=attention_mask, desc="sink detection")
     return mass.mean_sigma(num_steps), mass.stats
 
 
@@ -153,17 +160,24 @@ def run_sequential(
         samples: [n, seq] clean calibration ids.
         statistic: "sq_norm" (Wanda: sqrt(mean X_j²), [in]) or "hessian" (H = 2·XᵀX/n, [in, in]).
         token_weights: optional [n, seq] per-token weights applied to inputs before the statistic (1 − σ̄).
+        attention_mask: optional [n, seq] padding mask: padded positions are no attention key, get token weight 0
+            and are not counted as tokens.
 
     Returns:
         the number of sequences run through the blocks.
     """
     per_block = groups_by_block(adapter, input_groups(adapter, targets))
+    token_valid = None
+    if attention_mask is not None:  # padding: weight 0 and not counted (the positions the blocks see)
+        token_valid = attention_mask.cpu().to(torch.bool)[:, adapter.observed_positions(model, samples.shape[1])]
+        valid = token_valid.to(torch.float32)
+        token_weights = valid if token_weights is None else token_weights * valid
 
     def block_observer(index: int) -> BlockStatisticObserver | None:
         block_groups = per_block.get(index)
         if not block_groups:
             return None
-        return BlockStatisticObserver(statistic, _modules(targets, block_groups), token_weights)
+        return BlockStatisticObserver(statistic, _modules(targets, block_groups), token_weights, token_valid)
 
     def on_block(index: int, observer: BlockStatisticObserver) -> None:
         per_layer = {}
@@ -203,6 +217,7 @@ def run_method(
     sink_alpha: float = 5.0,
     sink_std: float = 2.0,
     batch_size: int = 1,
+    attention_mask: torch.Tensor | None = None,
     progress: bool = True,
 ) -> CalibrationResult:
     """Calibrate for `spec` in its order and hand every layer's statistic to `prune_layer(name, statistic)`.
@@ -215,6 +230,9 @@ def run_method(
         check: raises on a non-finite statistic (called on every statistic before the layers it feeds change).
         noise: the noise schedule of noised methods; mask_token_id: what `adapter.noise_token_id` gave (the [MASK]
             id, or None for a family whose forward process draws its own tokens), resolved once by the caller.
+        attention_mask: optional [n, seq] padding mask of `samples` (per-sample rows, `CalibrationBatch`): padding
+            is never noised, is no attention key or query, takes no part in σ and no part in any statistic. None
+            (packed windows) runs exactly as without it.
 
     Raises:
         ValueError: a noised method without a noise schedule or mask token, or missing samples.
@@ -231,8 +249,10 @@ def run_method(
             raise ValueError(f"method={spec.name!r} noises its inputs: give a noise schedule and mask_token_id "
                              f"(got noise={noise!r}, mask_token_id={mask_token_id!r})")
         # the family's own forward process (masked diffusion by default; block diffusion noises the canvas only)
-        noisy, _ = adapter.calibration_noise(model, samples, noise, mask_token_id, batch_size=batch_size)
-    common = dict(sink_alpha=sink_alpha, sink_std=sink_std, batch_size=batch_size, progress=progress)
+        noisy, _ = adapter.calibration_noise(model, samples, noise, mask_token_id, batch_size=batch_size,
+                                             attention_mask=attention_mask)
+    common = dict(sink_alpha=sink_alpha, sink_std=sink_std, batch_size=batch_size, attention_mask=attention_mask,
+                  progress=progress)
     result = CalibrationResult(spec.order)
     if spec.order == "dense":
         inputs = noisy if noisy is not None else clean_inputs(samples)
@@ -259,7 +279,7 @@ def run_method(
 
     result.forwards += run_sequential(model, adapter, samples, targets, statistic=spec.statistic,
                                       prune_block=prune_block, token_weights=token_weights, batch_size=batch_size,
-                                      progress=progress)
+                                      attention_mask=attention_mask, progress=progress)
     return result
 
 

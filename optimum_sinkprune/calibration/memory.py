@@ -34,6 +34,7 @@ class MemoryEstimate:
         phases: the working set of each step (one block's forward, one layer's mask or reconstruction); the largest
             is "working memory".
         disk_bytes: bytes written to a temporary folder (restore copies of modified weights).
+        offload_bytes: {offload folder: bytes of pruned weights written there} for targets offloaded to disk.
     """
 
     device: str
@@ -42,11 +43,14 @@ class MemoryEstimate:
     parts: dict[str, int]
     phases: dict[str, int] = field(default_factory=dict)
     disk_bytes: int = 0
+    offload_bytes: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         gib = 1024**3
         parts = ", ".join(f"{k} {v / gib:.3f} GiB" for k, v in self.parts.items())
         disk = f"; disk: {self.disk_bytes / gib:.3f} GiB of restore copies" if self.disk_bytes else ""
+        if self.offload_bytes:
+            disk += f"; offload folder: {sum(self.offload_bytes.values()) / gib:.3f} GiB of pruned weights"
         return (f"device {self.device}: {self.device_bytes / gib:.3f} GiB; host: {self.host_bytes / gib:.3f} GiB "
                 f"({parts}){disk}")
 
@@ -167,7 +171,42 @@ def estimate_memory(
         host_bytes = parts["host activations"]
     disk = sum(t.weight.numel() * t.weight.element_size() for t in targets.values()) if restore_copies else 0
     return MemoryEstimate(device=str(device), device_bytes=int(device_bytes), host_bytes=int(host_bytes),
-                          parts=parts, phases=phases, disk_bytes=int(disk))
+                          parts=parts, phases=phases, disk_bytes=int(disk), offload_bytes=offload_write_bytes(targets))
+
+
+def offload_write_bytes(targets: dict[str, nn.Linear]) -> dict[str, int]:
+    """{offload folder: bytes} that pruning the targets offloaded to disk adds there: a new file for each weight read
+    from the checkpoint's safetensors file (one already in the folder is replaced by one of the same size), plus the
+    largest weight once (a file is written beside the one it replaces, then renamed over it)."""
+    from ..offload import offload_slot
+
+    new: dict[str, int] = {}
+    largest: dict[str, int] = {}
+    for layer in targets.values():
+        weight = layer.weight
+        if weight.device.type != "meta":
+            continue
+        slot = offload_slot(layer, "weight")
+        if slot is None or not slot.on_disk or slot.folder is None:
+            continue
+        nbytes = weight.numel() * weight.element_size()
+        entry = slot.mapping.index.get(slot.key, {})
+        new[slot.folder] = new.get(slot.folder, 0) + (nbytes if entry.get("safetensors_file") else 0)
+        largest[slot.folder] = max(largest.get(slot.folder, 0), nbytes)
+    return {folder: new[folder] + largest[folder] for folder in new}
+
+
+def _free_disk_bytes(folder: str) -> int | None:
+    """Free bytes of the file system `folder` is (or will be) on; None when unknown."""
+    import shutil
+
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        return int(shutil.disk_usage(path).free)
+    except OSError:
+        return None
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -197,7 +236,8 @@ def available_host_memory() -> int | None:
 
 
 def check_memory(estimate: MemoryEstimate, *, limit_bytes: int | None = None) -> None:
-    """Raise `MemoryError` with the numbers when the estimate exceeds the device budget or free host memory."""
+    """Raise `MemoryError` with the numbers when the estimate exceeds the device budget or free host memory, and
+    `OSError` (ENOSPC) when an offload folder has less free space than the pruned weights written into it."""
     gib = 1024**3
     budget = limit_bytes if limit_bytes is not None else available_memory(torch.device(estimate.device))
     if budget is not None and estimate.device_bytes > budget:
@@ -206,6 +246,15 @@ def check_memory(estimate: MemoryEstimate, *, limit_bytes: int | None = None) ->
             f"{budget / gib:.3f} GiB is available ({estimate.summary()}); lower batch_size, seq_len or num_samples, or "
             "set memory_limit_gb if the estimate is too cautious"
         )
+    for folder, need in estimate.offload_bytes.items():
+        free = _free_disk_bytes(folder)
+        if free is not None and need > free:
+            import errno
+
+            raise OSError(errno.ENOSPC, f"pruning writes about {need / gib:.3f} GiB ({need} bytes) of pruned weights "
+                          f"into the offload folder {folder!r} (its blocks are offloaded to disk) but only "
+                          f"{free / gib:.3f} GiB ({free} bytes) is free there; free space there or load the model "
+                          "with another offload_folder")
     host_free = available_host_memory()
     if host_free is not None and estimate.host_bytes > host_free and torch.device(estimate.device).type != "cpu":
         raise MemoryError(
@@ -214,14 +263,36 @@ def check_memory(estimate: MemoryEstimate, *, limit_bytes: int | None = None) ->
         )
 
 
+def block_weight_bytes(model: nn.Module, adapter: ModelAdapter, dtype: torch.dtype | None = None) -> dict[str, int]:
+    """{block name: bytes of its parameters and buffers} (in `dtype` for floating tensors when given; a meta-device
+    or offloaded model counts its shapes): what each block needs on the device it runs on."""
+    from ..offload import module_bytes
+    from .pipeline import block_names
+
+    return {name: module_bytes(block, dtype) for name, block in block_names(model, adapter).items()}
+
+
+def check_block_memory(model: nn.Module, adapter: ModelAdapter, estimate: MemoryEstimate, max_memory) -> None:
+    """Raise `MemoryError` with both numbers when accelerate's `max_memory` ({device: size}) leaves no device that
+    can hold one block's weights plus the run's largest working set (`estimate.parts["working memory"]`): a block,
+    offloaded or not, runs whole on one device (`optimum_sinkprune.offload.check_max_memory`)."""
+    from ..offload import check_max_memory
+
+    check_max_memory(max_memory, block_weight_bytes(model, adapter),
+                     extra_bytes=int(estimate.parts.get("working memory", 0)))
+
+
 __all__ = [
     "RUNTIME_HOST_BYTES",
     "MemoryEstimate",
     "available_host_memory",
     "available_memory",
     "block_forward_bytes",
+    "block_weight_bytes",
+    "check_block_memory",
     "check_memory",
     "estimate_memory",
     "mask_selection_bytes",
+    "offload_write_bytes",
     "sparsegpt_bytes",
 ]

@@ -11,6 +11,8 @@ calibration pipeline and in `analysis.forward_process_trajectory`:
   the batch shares one offset u (drawn by its first sample) and member j gets t = 1 − ((u + j / b) mod 1).
 * **protected positions**: "none", "first" (the first valid position of every window) or "first_last" (also the
   last valid one) are never masked; padding (attention mask 0) never is either.
+* **padding**: a padded row (attention mask 0 at its pads) draws its noise over its tokens only, in order, so a
+  sample right-padded in a batch is noised exactly as the same sample alone; its pads keep their ids.
 * **seeding**: sample i draws from its own CPU generator seeded with `sample_seeds(seed, n)[i]`, steps in
   increasing order, so a sample's noise does not depend on batch_size, on the device or on the other samples.
   Under "uniform" every sample draws its own u before its mask at every step, also when a batch uses another
@@ -110,7 +112,8 @@ def noise_inputs(
         diffusion_steps (`int`): K.
         mask_token_id (`int`): id written at masked positions.
         schedule, protected, noise_eps, seed: see `NoiseSchedule`.
-        attention_mask (`torch.Tensor`, *optional*): [n, seq] padding mask; padding is never masked.
+        attention_mask (`torch.Tensor`, *optional*): [n, seq] padding mask; padding is never masked, and a padded
+            row draws its noise over its tokens only (the noise of the sample without its pads).
         maskable (`torch.Tensor`, *optional*): bool [n, seq] positions allowed to be masked, given explicitly
             (replaces what `attention_mask` and `protected` would allow).
         batch_size (`int`): the forwards' batch size (only the "uniform" schedule's stratification reads it).
@@ -138,6 +141,7 @@ def noise_inputs(
     else:
         protected_mask(maskable, protected)  # validates `protected` even when the caller chose the positions
         maskable = maskable.to(torch.bool).cpu()
+    tokens = token_columns(attention_mask, n)
     gens = [torch.Generator(device="cpu").manual_seed(s) for s in sample_seeds(seed, n)]
     out = torch.empty((n, len(steps), seq), dtype=samples.dtype)
     times = torch.empty((n, len(steps)), dtype=torch.float32)
@@ -151,12 +155,26 @@ def noise_inputs(
                 draws = [float(torch.rand((), generator=gens[i])) for i in rows]
                 t_rows = stratified_times(draws[0], len(rows)).tolist()
             for i, t in zip(rows, t_rows):
-                keep = maskable[i:i + 1] if maskable is not None else None
-                noisy, _, _ = forward_process(samples[i:i + 1], t, mask_token_id, eps=noise_eps, generator=gens[i],
-                                              maskable=keep)
-                out[i, k] = noisy[0]
+                cols = tokens[i]  # a padded row draws over its tokens only: the draws of the sample alone
+                keep = maskable[i:i + 1, cols] if maskable is not None else None
+                noisy, _, _ = forward_process(samples[i:i + 1, cols], t, mask_token_id, eps=noise_eps,
+                                              generator=gens[i], maskable=keep)
+                if isinstance(cols, slice):
+                    out[i, k] = noisy[0]
+                else:
+                    out[i, k] = samples[i]
+                    out[i, k, cols] = noisy[0]
                 times[i, k] = t
     return out, times
+
+
+def token_columns(attention_mask: torch.Tensor | None, n: int) -> list:
+    """Per row, the columns that hold tokens: `slice(None)` for a row without padding (or no mask), else the
+    indices of its valid (1) positions in order. Pure."""
+    if attention_mask is None:
+        return [slice(None)] * n
+    valid = attention_mask.to(torch.bool).cpu()
+    return [slice(None) if bool(row.all()) else row.nonzero().flatten() for row in valid]
 
 
 @dataclass(frozen=True)
@@ -271,4 +289,5 @@ __all__ = [
     "sample_seeds",
     "step_list",
     "stratified_times",
+    "token_columns",
 ]

@@ -80,9 +80,11 @@ class SinkStatistics:
     sink_tokens: int = 0  # σ > 0.5
     position_hits: dict[int, int] = field(default_factory=dict)  # argmax-mass position -> count
 
-    def add(self, sigma: torch.Tensor, mass: torch.Tensor) -> None:
+    def add(self, sigma: torch.Tensor, mass: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """One forward's σ [b, positions] (0 at padding) and mass [b, seq]; `valid` (bool [b, positions]): the
+        tokens, so padding is not counted."""
         self.forwards += sigma.shape[0]
-        self.tokens += sigma.numel()
+        self.tokens += sigma.numel() if valid is None else int(valid.sum())
         self.sigma_sum += float(sigma.double().sum())
         self.sink_tokens += int((sigma > 0.5).sum())
         for pos in mass.argmax(dim=1).tolist():
@@ -112,7 +114,7 @@ class AttentionMassObserver(Observer):
 
     def after_forward(self, ctx: ForwardContext) -> None:
         sigma = ctx.sigma.cpu()
-        self.stats.add(sigma, ctx.mass.cpu())
+        self.stats.add(sigma, ctx.mass.cpu(), ctx.valid.cpu() if ctx.valid is not None else None)
         if self.sigma_sum is not None:
             self.sigma_sum[ctx.rows.start:ctx.rows.stop] += sigma
 
@@ -133,12 +135,16 @@ class InputNormObserver(Observer):
         groups: {representative name: [member names]} of layers reading the same input.
         modules: {representative name: its module}.
         sink_weighted: weight tokens by 1 − σ of the same forward.
+        padded: the forwards carry a padding mask (`ForwardContext.valid`); padded rows get weight 0, so each
+            sample's norm is that of its tokens alone.
     """
 
-    def __init__(self, groups: dict[str, list[str]], modules: dict[str, nn.Module], *, sink_weighted: bool):
+    def __init__(self, groups: dict[str, list[str]], modules: dict[str, nn.Module], *, sink_weighted: bool,
+                 padded: bool = False):
         self.groups = groups
         self._modules = modules
         self.sink_weighted = sink_weighted
+        self.padded = padded
         self.needs_mass = sink_weighted
         self.acc: dict[str, torch.Tensor] = {}
         self._kept: dict[str, torch.Tensor] = {}
@@ -151,17 +157,21 @@ class InputNormObserver(Observer):
         self.acc[name] = norms if name not in self.acc else self.acc[name] + norms
 
     def on_input(self, name: str, x: torch.Tensor) -> None:
-        if self.sink_weighted:
-            self._kept[name] = x  # reduced after the forward, once the total mass is known
+        if self.sink_weighted or self.padded:
+            self._kept[name] = x  # reduced after the forward, once the total mass (and the padding) is known
         else:
             self._reduce(name, x, None)
 
     def after_forward(self, ctx: ForwardContext) -> None:
-        if not self.sink_weighted:
+        if not (self.sink_weighted or self.padded):
             return
+        weight = 1.0 - ctx.sigma if self.sink_weighted else None
+        if ctx.valid is not None:
+            valid = ctx.valid.to(torch.float32)
+            weight = valid if weight is None else weight * valid.to(weight.device)
         for name in list(self._kept):  # pop: each kept input is freed as soon as it is reduced
             x = self._kept.pop(name)
-            self._reduce(name, x, (1.0 - ctx.sigma).to(x.device))
+            self._reduce(name, x, weight.to(x.device) if weight is not None else None)
 
     def result(self) -> dict[str, torch.Tensor]:
         """{layer name: float32 [in]} on CPU, every member of a group sharing its representative's value.
@@ -191,14 +201,19 @@ class BlockStatisticObserver(Observer):
         kind: "sq_norm" or "hessian".
         modules: {representative name: its module}.
         token_weights: optional [n, seq] per-token weights applied to the inputs before the statistic.
+        token_valid: optional bool [n, seq] padding mask: the tokens a sum of squares is averaged over (padded
+            rows must also get token weight 0).
     """
 
-    def __init__(self, kind: str, modules: dict[str, nn.Module], token_weights: torch.Tensor | None = None):
+    def __init__(self, kind: str, modules: dict[str, nn.Module], token_weights: torch.Tensor | None = None,
+                 token_valid: torch.Tensor | None = None):
         if kind not in STATISTIC_KINDS:
             raise ValueError(f"statistic kind={kind!r} is not one of {STATISTIC_KINDS}")
         self.kind = kind
         self._modules = modules
         self.token_weights = token_weights
+        self.token_valid = token_valid
+        self.valid_tokens: int | None = None  # tokens of the current batch when padded
         self.sums: dict[str, torch.Tensor] = {}
         self.tokens: dict[str, int] = {}
         self.samples: dict[str, int] = {}
@@ -210,6 +225,8 @@ class BlockStatisticObserver(Observer):
     def before_forward(self, rows: range) -> None:
         if self.token_weights is not None:
             self.token_weight = self.token_weights[rows.start:rows.stop]
+        if self.token_valid is not None:
+            self.valid_tokens = int(self.token_valid[rows.start:rows.stop].sum())
 
     def on_input(self, name: str, x: torch.Tensor) -> None:
         x = x.float()
@@ -221,7 +238,8 @@ class BlockStatisticObserver(Observer):
             self.sums[name] += value  # in place: no third [in, in] Hessian while adding (same values as a + b)
         else:
             self.sums[name] = value
-        self.tokens[name] = self.tokens.get(name, 0) + flat.shape[0]
+        tokens = flat.shape[0] if self.valid_tokens is None else self.valid_tokens
+        self.tokens[name] = self.tokens.get(name, 0) + tokens
         self.samples[name] = self.samples.get(name, 0) + (x.shape[0] if x.dim() == 3 else 1)
 
     def finalize(self, name: str) -> torch.Tensor:
@@ -263,7 +281,7 @@ class StructuredObserver(Observer):
         o_modules / down_modules: per layer, the o- and down-projection.
         kept: per layer, the original indices of the heads still present (in their current order).
         num_heads: heads per layer before any structured pruning.
-        head_dim: width of one head.
+        head_dim: width of one head (one for every layer, or one per layer).
         widths: per layer, the current MLP width.
         num_samples, num_steps: shape of the dominant-position record.
     """
@@ -272,9 +290,10 @@ class StructuredObserver(Observer):
     needs_per_head = True
 
     def __init__(self, o_modules: list[nn.Module], down_modules: list[nn.Module], *, kept: list[list[int]],
-                 num_heads: int, head_dim: int, widths: list[int], num_samples: int, num_steps: int):
+                 num_heads: int, head_dim: int | list[int], widths: list[int], num_samples: int, num_steps: int):
         self.num_layers = len(o_modules)
         self.head_dim = head_dim
+        self.head_dims = list(head_dim) if isinstance(head_dim, (list, tuple)) else [head_dim] * self.num_layers
         self.kept = [torch.tensor(k, dtype=torch.long) for k in kept]
         self._modules = {}
         for i in range(self.num_layers):
@@ -294,7 +313,10 @@ class StructuredObserver(Observer):
 
     def on_input(self, name: str, x: torch.Tensor) -> None:
         # o-projection inputs are reduced to per-token head norms at once; MLP inputs wait for σ (end of forward)
-        self._captured[name] = token_head_sq_norms(x, self.head_dim) if name.startswith("o.") else x
+        if name.startswith("o."):
+            self._captured[name] = token_head_sq_norms(x, self.head_dims[int(name[2:])])
+        else:
+            self._captured[name] = x
 
     def after_forward(self, ctx: ForwardContext) -> None:
         sigma, valid = ctx.sigma, ctx.valid

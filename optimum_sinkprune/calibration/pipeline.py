@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from ..adapters.base import ModelAdapter
 from .attention import AttentionMassProbe, default_chunk_size, right_align
-from .hooks import BlockInputs, catch_block_inputs, input_hooks, move_to, run_until_block, stop_after
+from .hooks import (BlockInputs, catch_block_inputs, input_hooks, module_device, move_to, run_until_block,
+                    stop_after)
 from .observers import ForwardContext, Observer
 from .sink_weights import sink_weights
 
@@ -48,21 +49,19 @@ PROBE_CHUNK_BYTES = 2 * 1024 * 1024
 # ------------------------------------------------------------------------------------------------------------------
 # devices and names
 # ------------------------------------------------------------------------------------------------------------------
-def module_device(module: nn.Module) -> torch.device:
-    """Where `module` computes: accelerate's execution device when dispatched, else its first real parameter's device."""
-    hook = getattr(module, "_hf_hook", None)
-    exec_device = getattr(hook, "execution_device", None)
-    if exec_device is not None:
-        # accelerate gives a device, a name or an accelerator index; torch.device maps each to the right backend
-        return exec_device if isinstance(exec_device, torch.device) else torch.device(exec_device)
-    for p in module.parameters():
-        if p.device.type != "meta":
-            return p.device
-    for sub in module.modules():
-        sub_hook = getattr(sub, "_hf_hook", None)
-        if getattr(sub_hook, "execution_device", None) is not None:
-            return module_device(sub)
-    return torch.device("cpu")
+def block_names(model: nn.Module, adapter: ModelAdapter) -> dict[str, nn.Module]:
+    """{full module name: block} of the adapter's transformer blocks, in order."""
+    names = {id(module): name for name, module in model.named_modules()}
+    return {names.get(id(block), f"block {i}"): block for i, block in enumerate(adapter.blocks(model))}
+
+
+def check_block_placement(model: nn.Module, adapter: ModelAdapter) -> None:
+    """Raise `ValueError`, naming the block, before anything runs, when a block's weights are on the meta device with
+    no accelerate offload map (nowhere), or are offloaded to disk with no writable offload folder (where the pruned
+    weights are written; `optimum_sinkprune.offload.check_offloaded_modules`)."""
+    from ..offload import check_offloaded_modules
+
+    check_offloaded_modules(block_names(model, adapter))
 
 
 def input_device(model: nn.Module, adapter: ModelAdapter | None = None) -> torch.device:
@@ -276,6 +275,8 @@ __all__ = [
     "PROBE_CHUNK_BYTES",
     "CalibrationPipeline",
     "batches",
+    "block_names",
+    "check_block_placement",
     "clean_inputs",
     "groups_by_block",
     "input_device",

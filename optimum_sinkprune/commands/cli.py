@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
 
 SUBCOMMAND_MODULES = ("analyze", "prune", "quantize", "eval", "reproduce", "push", "demo")
@@ -123,6 +125,75 @@ def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow running modeling code shipped with the checkpoint (only for sources you trust)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--device-map`, `--max-memory` and `--offload-folder`: accelerate's placement of a model larger than one device
+    (blocks spread over devices, CPU and disk), passed to `from_pretrained`.
+
+    Args:
+        parser (`argparse.ArgumentParser`): the subcommand's parser.
+    """
+    parser.add_argument("--device-map", default=None,
+                        help="accelerate device map: auto, balanced, balanced_low_0, sequential, a device (cpu, "
+                             "cuda:0, ...), or a JSON object / .json file of module -> device (unset: one device)")
+    parser.add_argument("--max-memory", default=None,
+                        help="memory per device for the device map, e.g. '0=20GiB,cpu=40GiB' (device indices or names)")
+    parser.add_argument("--offload-folder", default=None,
+                        help="folder for blocks the device map puts on 'disk' (their pruned weights are written there)")
+
+
+def _parse_device_map(value: str) -> str | dict:
+    text = value.strip()
+    if text.endswith(".json") and os.path.isfile(text):
+        with open(text, encoding="utf-8") as fh:
+            text = fh.read()
+    if text.startswith("{"):
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--device-map={value!r} is not valid JSON ({err.msg}); give a name such as 'auto' or "
+                             'a JSON object like \'{"model.embed": "cpu", "model.blocks.0": 0}\'') from None
+        if not isinstance(mapping, dict) or not mapping:
+            raise ValueError(f"--device-map={value!r} must be a non-empty JSON object of module -> device")
+        return mapping
+    if not text:
+        raise ValueError("--device-map is empty; allowed: auto, balanced, balanced_low_0, sequential, a device, or "
+                         "a JSON object / .json file of module -> device")
+    return text
+
+
+def _parse_max_memory(value: str) -> dict:
+    out: dict = {}
+    for part in value.split(","):
+        device, sep, size = part.partition("=")
+        device, size = device.strip(), size.strip()
+        if not sep or not device or not size:
+            raise ValueError(f"--max-memory={value!r}: each entry must be DEVICE=SIZE, e.g. '0=20GiB,cpu=40GiB'")
+        out[int(device) if device.isdigit() else device] = int(size) if size.isdigit() else size
+    return out
+
+
+def placement_kwargs(args: argparse.Namespace) -> dict:
+    """The `from_pretrained` keyword arguments of `--device-map` / `--max-memory` / `--offload-folder` (only those
+    given); the loader checks them (a 'meta' or offload-less 'disk' placement, a folder that is not writable, a
+    memory limit below one block) before any weight is read.
+
+    Raises:
+        `ValueError`: a malformed value, naming the option.
+    """
+    kwargs: dict = {}
+    if getattr(args, "device_map", None) is not None:
+        kwargs["device_map"] = _parse_device_map(args.device_map)
+    if getattr(args, "max_memory", None) is not None:
+        kwargs["max_memory"] = _parse_max_memory(args.max_memory)
+    if getattr(args, "offload_folder", None) is not None:
+        kwargs["offload_folder"] = args.offload_folder
+    if ("max_memory" in kwargs or "offload_folder" in kwargs) and "device_map" not in kwargs:
+        given = "--max-memory" if "max_memory" in kwargs else "--offload-folder"
+        raise ValueError(f"{given} needs --device-map (e.g. --device-map auto): without a device map the whole model "
+                         "is loaded on one device")
+    return kwargs
 
 
 def default_calibration_texts() -> list[str] | None:

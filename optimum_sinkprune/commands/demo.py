@@ -28,10 +28,26 @@ if TYPE_CHECKING:  # torch and the library load when the demo runs, not for `sin
 
 logger = logging.getLogger(__name__)
 
+# The sizes of each demo run, by name (`DemoSettings.preset`): "full" is the real thing, "quick" a smoke run.
+# "evaluation" holds the `EvaluationSettings` keywords.
+DEMO_PRESETS: dict[str, dict] = {
+    "full": dict(analysis_samples=4, analysis_seq_len=128, analysis_steps=50, analysis_interval=10,
+                 calibration_samples=32, calibration_seq_len=128, diffusion_steps=50, sample_interval=10,
+                 demo_gen_length=64, demo_steps=64,
+                 evaluation=dict(num_sequences=16, seq_len=128, mc_num=8, num_prompts=8, prompt_tokens=48,
+                                 gen_length=32, steps=32, speed_repeats=3)),
+    "quick": dict(analysis_samples=2, analysis_seq_len=48, analysis_steps=10, analysis_interval=5,
+                  calibration_samples=4, calibration_seq_len=48, diffusion_steps=10, sample_interval=5,
+                  demo_gen_length=8, demo_steps=4,
+                  evaluation=dict(num_sequences=2, seq_len=48, mc_num=2, batch_size=2, num_prompts=2, prompt_tokens=16,
+                                  gen_length=8, steps=4, speed_repeats=1, speed_warmup=0)),
+}
+
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of one demo run (`full()` for the real thing, `quick()` for a smoke run)."""
+    """Sizes of one demo run (`preset(name)` with a name of `DEMO_PRESETS`: `full()` for the real thing, `quick()`
+    for a smoke run)."""
 
     analysis_samples: int
     analysis_seq_len: int
@@ -46,28 +62,27 @@ class DemoSettings:
     evaluation: EvaluationSettings
 
     @classmethod
-    def full(cls) -> DemoSettings:
+    def preset(cls, name: str) -> DemoSettings:
+        """The sizes of the preset `name` (a key of `DEMO_PRESETS`).
+
+        Raises:
+            ValueError: naming the preset and the known ones.
+        """
         from ..evaluation import EvaluationSettings
 
-        return cls(
-            analysis_samples=4, analysis_seq_len=128, analysis_steps=50, analysis_interval=10,
-            calibration_samples=32, calibration_seq_len=128, diffusion_steps=50, sample_interval=10,
-            demo_gen_length=64, demo_steps=64,
-            evaluation=EvaluationSettings(num_sequences=16, seq_len=128, mc_num=8, num_prompts=8, prompt_tokens=48,
-                                          gen_length=32, steps=32, speed_repeats=3),
-        )
+        if name not in DEMO_PRESETS:
+            raise ValueError(f"name={name!r} is not a demo preset; use one of {tuple(DEMO_PRESETS)}")
+        sizes = dict(DEMO_PRESETS[name])
+        evaluation = EvaluationSettings(**sizes.pop("evaluation"))
+        return cls(**sizes, evaluation=evaluation)
+
+    @classmethod
+    def full(cls) -> DemoSettings:
+        return cls.preset("full")
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        from ..evaluation import EvaluationSettings
-
-        return cls(
-            analysis_samples=2, analysis_seq_len=48, analysis_steps=10, analysis_interval=5,
-            calibration_samples=4, calibration_seq_len=48, diffusion_steps=10, sample_interval=5,
-            demo_gen_length=8, demo_steps=4,
-            evaluation=EvaluationSettings(num_sequences=2, seq_len=48, mc_num=2, batch_size=2, num_prompts=2,
-                                          prompt_tokens=16, gen_length=8, steps=4, speed_repeats=1, speed_warmup=0),
-        )
+        return cls.preset("quick")
 
     def to_dict(self) -> dict:
         out = asdict(self)

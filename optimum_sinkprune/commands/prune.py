@@ -12,7 +12,8 @@ HELP = "Prune a diffusion LM's linear layers (Sink-Aware Pruning and baselines) 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli import add_calibration_output_arguments, add_loading_arguments, model_argument_help
+    from .cli import (add_calibration_output_arguments, add_loading_arguments, add_placement_arguments,
+                      model_argument_help)
 
     # choices and defaults come from the library (the noise module, the config, the registry), which imports torch:
     # only when this subcommand is used
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expert methods (reap_experts, sink_experts): fraction of each layer's experts to remove")
     add_calibration_output_arguments(parser, saved="pruned model")
     add_loading_arguments(parser)
+    add_placement_arguments(parser)
     parser.add_argument("--evaluate", action="store_true",
                         help="after pruning, measure ELBO perplexity, masked accuracy, generation BLEU/ROUGE-L and "
                              "speed against the dense model (the embedded held-out split) and record them in the "
@@ -84,7 +86,7 @@ def _paper_plan(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..configuration import SinkAwarePruningConfig
     from ..hub.model_card import prune_command
-    from .cli import default_calibration_texts, progress_enabled
+    from .cli import default_calibration_texts, placement_kwargs, progress_enabled
     from ..hub.save import check_save_directory
     from ..pruner import SinkAwarePruner
 
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             **_calibration_flags(args),
         )
     load_kwargs = {"dtype": args.dtype} if args.dtype else {}
+    load_kwargs.update(placement_kwargs(args))
     pruner = SinkAwarePruner.from_pretrained(args.model, trust_remote_code=args.trust_remote_code, **load_kwargs)
     dense = copy.deepcopy(pruner.model) if args.evaluate else None  # the reference, timed beside the pruned model
     if args.preset == "paper":

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..validation import check_int
+from ..validation import check_int_fields, int_field
 from . import metrics
 from .data import GenerationPrompt, build_eval_sequences, build_generation_prompts
 from .result import EvaluationResult
@@ -42,25 +42,22 @@ class EvaluationSettings:
         speed_batch (`int`): prompts generated at once while timing.
     """
 
-    num_sequences: int = 16
-    seq_len: int = 128
-    mc_num: int = 8
+    num_sequences: int = int_field(16)
+    seq_len: int = int_field(128)
+    mc_num: int = int_field(8)
     seed: int = 0
-    batch_size: int = 16
-    num_prompts: int = 8
-    prompt_tokens: int = 48
-    gen_length: int = 32
-    steps: int = 32
+    batch_size: int = int_field(16)
+    num_prompts: int = int_field(8)
+    prompt_tokens: int = int_field(48)
+    gen_length: int = int_field(32)
+    steps: int = int_field(32)
     block_length: int | None = None
-    speed_repeats: int = 3
-    speed_warmup: int = 1
-    speed_batch: int = 1
+    speed_repeats: int = int_field(3)
+    speed_warmup: int = int_field(1, minimum=0)
+    speed_batch: int = int_field(1)
 
     def __post_init__(self):
-        for name in ("num_sequences", "seq_len", "mc_num", "batch_size", "num_prompts", "prompt_tokens",
-                     "gen_length", "steps", "speed_repeats", "speed_batch"):  # fmt: skip
-            check_int(name, getattr(self, name), 1)
-        check_int("speed_warmup", self.speed_warmup, 0)
+        check_int_fields(self)  # the `int_field`s: all >= 1 but speed_warmup >= 0
         if self.block_length is not None and (self.block_length < 1 or self.gen_length % self.block_length):
             raise ValueError(f"block_length={self.block_length} must be >= 1 and divide gen_length={self.gen_length}")
         if self.speed_batch > self.num_prompts:

@@ -148,13 +148,20 @@ def load_model(
         dtype: see `torch_dtype`; None keeps transformers' default.
         device: move the loaded model there (default: where it loads, the CPU unless `device_map` says otherwise).
         trust_remote_code: passed on to transformers as given (our registered classes need no remote code).
-        from_pretrained_kwargs: further `from_pretrained` arguments (`device_map`, `revision`, ...).
+        from_pretrained_kwargs: further `from_pretrained` arguments (`revision`, ...), among them accelerate's
+            placement: `device_map` ("auto", or {module name: device, "cpu" or "disk"}), `offload_folder` (where
+            "disk" entries live; pruned weights of disk-offloaded blocks are written there) and `max_memory`
+            ({device: size such as "10GiB"}).
 
     Returns:
         the model, in eval mode.
 
     Raises:
-        `ValueError`: a bad `name_or_path` or `dtype`.
+        `ValueError`: a bad `name_or_path` or `dtype`; an `offload_folder` that is not a writable folder; a
+            `device_map` that puts a module on "meta", or on "disk" (also as "auto" resolved it) without an
+            `offload_folder`; a `max_memory` that is not {device: size}.
+        `MemoryError`: a `max_memory` under which no device holds one transformer block's weights (with both
+            numbers; checked before loading).
         `MissingMLMHeadError`: a BERT-family checkpoint without its masked-LM head (an encoder only); the message
             names the head and how to add one.
     """
@@ -169,7 +176,14 @@ def load_model(
     kwargs["trust_remote_code"] = trust_remote_code  # the caller's choice, passed on unchanged
     auto_name = _auto_class_name(path)
     auto_class = getattr(transformers, auto_name)
-    if auto_name == "AutoModelForMaskedLM" and "output_loading_info" not in kwargs:
+    # placement arguments checked before anything is read or written (the offload folder is made by the load)
+    _check_placement(path, auto_class, kwargs)
+    from .compressed import load_sink_quantized, sink_quantized_storage
+
+    storage = sink_quantized_storage(path, **kwargs)
+    if storage is not None:  # our layout for quantized expert / shared weights: decoded here, scales restored
+        model = load_sink_quantized(auto_class, path, storage, kwargs)
+    elif auto_name == "AutoModelForMaskedLM" and "output_loading_info" not in kwargs:
         # the class always has its head: only the loading info tells a head missing from the checkpoint
         model, info = auto_class.from_pretrained(path, output_loading_info=True, **kwargs)
         from ..adapters import get_adapter
@@ -177,9 +191,46 @@ def load_model(
         get_adapter(model).check_loaded_head(model, info.get("missing_keys"))
     else:
         model = auto_class.from_pretrained(path, **kwargs)
+    from ..offload import check_device_map
+
+    # the map "auto" / "balanced" resolved to: a block on disk needs a folder its pruned weights are written to
+    check_device_map(getattr(model, "hf_device_map", None), kwargs.get("offload_folder"))
     if device is not None:
         model = model.to(device)
     return model.eval()
+
+
+def _check_placement(path: str, auto_class, kwargs: dict[str, Any]) -> None:
+    """Refuse, before loading, an offload folder that is not writable, an explicit device map with a module on
+    "meta" or on "disk" without an offload folder, and an accelerate `max_memory` below one block's weights (sized on
+    a meta-device copy of the model built from its config; no weights are read)."""
+    from ..offload import check_device_map, check_max_memory, check_offload_folder, parse_max_memory
+
+    folder = kwargs.get("offload_folder")
+    if folder is not None:
+        check_offload_folder(folder)
+    check_device_map(kwargs.get("device_map"), folder)
+    max_memory = kwargs.get("max_memory")
+    if max_memory is None:
+        return
+    parse_max_memory(max_memory)
+    from transformers import AutoConfig
+
+    from ..adapters import UnsupportedModelError, get_adapter
+    from ..calibration.memory import block_weight_bytes
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    dtype = kwargs.get("dtype")
+    if not isinstance(dtype, torch.dtype):  # None or "auto": the checkpoint's dtype, as transformers loads it
+        dtype = torch_dtype(getattr(config, "dtype", None) or "float32")
+        dtype = dtype if isinstance(dtype, torch.dtype) else torch.float32
+    with torch.device("meta"):
+        model = auto_class.from_config(config, dtype=dtype)
+    try:
+        adapter = get_adapter(model)
+    except UnsupportedModelError:
+        return  # a family without an adapter: accelerate places it on its own
+    check_max_memory(max_memory, block_weight_bytes(model, adapter, dtype))
 
 
 def load_tokenizer(name_or_path: str | os.PathLike, *, trust_remote_code: bool = False, required: bool = True):

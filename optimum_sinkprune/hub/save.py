@@ -741,8 +741,11 @@ def save_pruned_model(
         eval_results (`dict`, *optional*): measured quality/speed, see [`build_model_card`].
         reproduce_command (`str`, *optional*): the command that produced this checkpoint, shown in the card.
         save_format (`str`, *optional*): `"compressed"` stores the pruned linears sparse in the compressed-tensors
-            layout (bitmask, or 2:4 for 2:4 models; loading needs `compressed-tensors`), `"dense"` stores every
-            tensor densely. Defaults to compressed for a sparse LLaDA / MMaDA / Dream model, dense otherwise.
+            layout (bitmask, or 2:4 for 2:4 models; loading needs `compressed-tensors`), `"quantized"` stores the
+            linears `SinkAwareQuantizer` quantized as integers and scales (compressed-tensors `pack-quantized`, or
+            `sinkprune-pack-quantized` for packed expert tensors and shared weights, which `load_model` reads),
+            `"dense"` stores every tensor densely. Defaults to quantized for a quantized model, compressed for a
+            sparse LLaDA / MMaDA / Dream model, dense otherwise.
 
     Returns:
         `str`: the absolute path of the saved checkpoint.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..offload import offload_slot, read_tensor, write_tensor
+
 
 # Rows shorter than this are sorted (cheap at that size; also the N:M groups); longer ones use a selection.
 _SELECT_MIN_LENGTH = 64
@@ -116,7 +118,9 @@ def apply_mask(layer: nn.Linear, mask: torch.Tensor, new_weight: torch.Tensor | 
     """Zero `layer.weight` where `mask` is True (after writing `new_weight`, e.g. SparseGPT's reconstruction).
 
     The only function in optimum-sinkprune that writes pruned weights. Works in place on the parameter's own device
-    and dtype; for accelerate-offloaded modules (weights on the meta device) the offloaded copy is updated.
+    and dtype; for accelerate-offloaded modules (weights on the meta device) the offloaded copy is updated: in place
+    in the CPU offload map, or, offloaded to disk, written back to the offload folder (`optimum_sinkprune.offload`),
+    so the next forward and `save_pretrained` see the pruned values.
 
     Returns:
         the number of zeros written by the mask.
@@ -126,26 +130,28 @@ def apply_mask(layer: nn.Linear, mask: torch.Tensor, new_weight: torch.Tensor | 
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight shape {tuple(weight.shape)}")
     if new_weight is not None and tuple(new_weight.shape) != tuple(weight.shape):
         raise ValueError(f"new_weight shape {tuple(new_weight.shape)} does not match weight {tuple(weight.shape)}")
-    target = _offloaded_weight(layer) if weight.device.type == "meta" else weight.data
+    on_disk = weight.device.type == "meta" and _on_disk(layer)
+    target = read_weight(layer)  # the parameter's data, the CPU offload map's tensor, or a copy read from disk
     if new_weight is not None:
         target.copy_(new_weight.to(device=target.device, dtype=target.dtype))
     target.masked_fill_(mask.to(target.device), 0)
+    if on_disk:
+        write_weight(layer, target)
     return int(torch.count_nonzero(mask))  # no int64 copy of the mask, as mask.sum() would make
 
 
-def _offloaded_weight(layer: nn.Module) -> torch.Tensor:
-    """The real tensor behind an accelerate-offloaded `layer.weight` (CPU offload keeps it in the hook's weights_map)."""
-    hook = getattr(layer, "_hf_hook", None)
-    weights_map = getattr(hook, "weights_map", None)
-    if weights_map is None:
-        raise ValueError(f"{type(layer).__name__} has its weight on the meta device and no accelerate offload map")
-    value = weights_map["weight"]
-    if value.device.type == "meta":
-        raise ValueError("weights offloaded to disk cannot be pruned in place; offload to CPU instead")
-    return value
+def _on_disk(layer: nn.Module) -> bool:
+    slot = offload_slot(layer, "weight")
+    return slot is not None and slot.on_disk
 
 
 def read_weight(layer: nn.Module) -> torch.Tensor:
-    """`layer.weight` as a real tensor (the offloaded copy for accelerate CPU offload)."""
-    weight = layer.weight
-    return _offloaded_weight(layer) if weight.device.type == "meta" else weight.data
+    """`layer.weight` as a real tensor: the parameter's data, the offloaded copy for accelerate CPU offload (changed
+    in place), or a fresh copy read from disk for disk offload (write changes back with `write_weight`)."""
+    return read_tensor(layer, "weight")
+
+
+def write_weight(layer: nn.Module, value: torch.Tensor) -> None:
+    """Write `value` as `layer.weight` wherever it lives (the parameter, the CPU offload map, or the disk offload
+    folder; `optimum_sinkprune.offload.write_tensor`), cast to its dtype."""
+    write_tensor(layer, "weight", value)

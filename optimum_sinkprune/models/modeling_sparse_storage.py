@@ -145,20 +145,13 @@ def sparse_format(config) -> str | None:
     return sparsity.get("format") if sparsity.get("format") in FORMAT_PARAMS else None
 
 
-def read_sparse_checkpoint(path: str | os.PathLike, fmt: str, **hub_kwargs) -> dict[str, torch.Tensor]:
-    """Read every safetensors weight file of a checkpoint (a local folder or a Hub repo) and decompress it.
-
-    Args:
-        path: the folder or repo id.
-        fmt: the sparse format the checkpoint was saved in (see `sparse_format`).
-        hub_kwargs: `cache_dir`, `revision`, `token`, ... as `from_pretrained` takes them.
-
-    Returns:
-        `dict[str, torch.Tensor]`: the dense state dict.
-    """
+def read_weight_files(path: str | os.PathLike, **hub_kwargs) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint's safetensors weight files (one file, or the shards its index names), from a local
+    folder or a Hub repo (`hub_kwargs`: `cache_dir`, `revision`, `token`, ... as `from_pretrained` takes them)."""
     from safetensors.torch import load_file
     from transformers.utils import cached_file
 
+    path = os.fspath(path)
     kwargs = {k: v for k, v in hub_kwargs.items() if k in _HUB_KWARGS and v is not None}
     kwargs["_raise_exceptions_for_missing_entries"] = False
     index = cached_file(path, "model.safetensors.index.json", **kwargs)
@@ -173,7 +166,21 @@ def read_sparse_checkpoint(path: str | os.PathLike, fmt: str, **hub_kwargs) -> d
         if file is None:
             raise FileNotFoundError(f"{path} has no weight file {name!r}")
         tensors.update(load_file(file))
-    return decompress_state_dict(fmt, tensors)
+    return tensors
+
+
+def read_sparse_checkpoint(path: str | os.PathLike, fmt: str, **hub_kwargs) -> dict[str, torch.Tensor]:
+    """Read every safetensors weight file of a checkpoint (a local folder or a Hub repo) and decompress it.
+
+    Args:
+        path: the folder or repo id.
+        fmt: the sparse format the checkpoint was saved in (see `sparse_format`).
+        hub_kwargs: `cache_dir`, `revision`, `token`, ... as `from_pretrained` takes them.
+
+    Returns:
+        `dict[str, torch.Tensor]`: the dense state dict.
+    """
+    return decompress_state_dict(fmt, read_weight_files(path, **hub_kwargs))
 
 
 def sparse_checkpoint(model_class, pretrained_model_name_or_path, kwargs: Mapping):

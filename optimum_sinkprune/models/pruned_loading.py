@@ -142,6 +142,8 @@ def resize_native_layer(layer: nn.Module, config, layer_idx: int, adapter: Llama
 
 
 def _records_structure(config, adapter: LlamaAdapter) -> bool:
+    if hasattr(adapter, "records_structure"):  # a family that records more than heads and widths (DiffusionGemma)
+        return adapter.records_structure(config)
     return bool(getattr(config, "pruned_heads", None)) or getattr(config, adapter.mlp_widths_key, None) is not None
 
 

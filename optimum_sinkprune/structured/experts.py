@@ -11,8 +11,10 @@ For layer l and expert e, over the calibration tokens t the router sends to e (t
 g_e(t) is the gate weight the layer applies to expert e's output (after top-k renormalisation and the per-expert
 scale), E_e(x_t) the expert's output, σ_t the sink weight of token t from the decoder's attention (computed over every
 key the canvas attends to, read at the canvas positions, as for the weight-pruning methods). An expert no calibration
-token reaches scores 0 (it goes first). The same number of experts is removed from every layer (the config holds one
-`num_experts`, so the Auto classes rebuild the smaller model with no loading hook); at least `top_k_experts` remain.
+token reaches scores 0 (it goes first). round(expert_ratio · experts of the layer) experts go from every layer, so a
+model with the same count everywhere keeps one count (the config's `num_experts`: the Auto classes rebuild the smaller
+model with no loading hook); at least `top_k_experts` remain. Layers with different counts (`keep_experts` with
+uneven sets) are recorded per layer in the text config and rebuilt by the reload hook.
 
 The registered methods `reap_experts` (the baseline) and `sink_experts` (the sink-aware score) run this through
 `SinkAwarePruningConfig(method=..., expert_ratio=...)` and `SinkAwarePruner`; `prune_experts` is the library call
@@ -81,15 +83,18 @@ def expert_scores(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.T
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-30), torch.zeros_like(numerator))
 
 
-def kept_experts(scores: torch.Tensor, remove: int) -> dict[int, list[int]]:
-    """Per layer, the experts kept after removing the `remove` lowest-scored ones (ties: the higher index goes
-    first), in index order. `scores`: [layers, experts]. Pure."""
+def kept_experts(scores: torch.Tensor, remove: int | list[int],
+                 counts: list[int] | None = None) -> dict[int, list[int]]:
+    """Per layer, the experts kept after removing the `remove` (one number, or one per layer) lowest-scored ones
+    (ties: the higher index goes first), in index order. `scores`: [layers, experts]; `counts`: the experts of each
+    layer when layers differ (the first `counts[layer]` columns are its experts; default: every column). Pure."""
     out = {}
-    num = scores.shape[1]
     for layer, row in enumerate(scores.double()):
+        num = counts[layer] if counts is not None else scores.shape[1]
+        drop = remove[layer] if isinstance(remove, list) else remove
         # stable sort on (score, -index): equal scores drop the later expert first
         order = sorted(range(num), key=lambda e: (float(row[e]), -e))
-        out[layer] = sorted(order[remove:])
+        out[layer] = sorted(order[drop:])
     return out
 
 
@@ -113,9 +118,10 @@ def _require_experts(model: nn.Module, adapter) -> None:
             "structured method for it")
 
 
-def check_expert_pruning(model: nn.Module, expert_ratio: float, adapter=None) -> int:
+def check_expert_pruning(model: nn.Module, expert_ratio: float, adapter=None) -> list[int]:
     """Check, before any calibration or change, that `model` has routed experts its adapter can remove and that
-    `expert_ratio` removes some of them while keeping at least `top_k_experts`; returns how many go per layer.
+    `expert_ratio` removes some of every layer's while keeping at least `top_k_experts`; returns how many go from
+    each layer (`experts_to_remove` of the layer's count).
 
     Raises:
         ValueError: a model without routed experts (naming its model type and the supported ones), or a ratio outside
@@ -123,7 +129,15 @@ def check_expert_pruning(model: nn.Module, expert_ratio: float, adapter=None) ->
     """
     adapter = adapter if adapter is not None else get_adapter(model)
     _require_experts(model, adapter)
-    return experts_to_remove(adapter.num_experts(model), adapter.top_k_experts(model), expert_ratio)
+    top_k = adapter.top_k_experts(model)
+    return [experts_to_remove(count, top_k, expert_ratio) for count in _layer_counts(model, adapter)]
+
+
+def _layer_counts(model: nn.Module, adapter) -> list[int]:
+    """Experts of every layer (the config's one count for an adapter that does not tell them apart)."""
+    if hasattr(adapter, "layer_num_experts"):
+        return adapter.layer_num_experts(model)
+    return [adapter.num_experts(model)] * adapter.num_layers(model)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -139,7 +153,8 @@ class ExpertRouterObserver(Observer):
         self.sink_weighted = sink_weighted
         self.needs_mass = sink_weighted
         self.blocks = list(adapter.blocks(model))
-        self.num_experts = adapter.num_experts(model)
+        self.counts = _layer_counts(model, adapter)  # experts of each layer (layers may differ)
+        self.num_experts = max(self.counts)
         self._modules: dict[str, nn.Module] = {}
         self.views: list[list[nn.Module]] = []
         for i, block in enumerate(self.blocks):
@@ -167,21 +182,22 @@ class ExpertRouterObserver(Observer):
             router_in = self._inputs.pop(f"router.{i}")
             gate_w, index = self.adapter.route(block, router_in)
             self._inputs.pop(f"router.{i}", None)  # re-routing passed the router's own input hook again
-            gates = torch.zeros(index.shape[0], self.num_experts + 1, dtype=torch.float32, device=index.device)
-            gates.scatter_(1, index.clamp(max=self.num_experts), gate_w.float())
-            gates = gates[:, : self.num_experts].cpu()
-            norms = torch.zeros(index.shape[0], self.num_experts, dtype=torch.float32)
+            count = self.counts[i]
+            gates = torch.zeros(index.shape[0], count + 1, dtype=torch.float32, device=index.device)
+            gates.scatter_(1, index.clamp(max=count), gate_w.float())
+            gates = gates[:, :count].cpu()
+            norms = torch.zeros(index.shape[0], count, dtype=torch.float32)
             for e, view in enumerate(self.views[i]):
                 h = self._inputs.pop(f"down.{i}.{e}")
                 out = nn.functional.linear(h, view.weight)  # not view(h): that would feed its own input hook
                 norms[:, e] = out.float().reshape(index.shape[0], -1).norm(dim=-1).cpu()
             numerator, denominator = router_weighted_norms(gates, norms, weight)
-            self.numerator[i] += numerator
-            self.denominator[i] += denominator
-            self.tokens[i] += (gates != 0).sum(dim=0)
+            self.numerator[i, :count] += numerator
+            self.denominator[i, :count] += denominator
+            self.tokens[i, :count] += (gates != 0).sum(dim=0)
 
     def scores(self) -> torch.Tensor:
-        """[layers, experts] S_e."""
+        """[layers, experts] S_e (layers with fewer experts: 0 past their count)."""
         return expert_scores(self.numerator, self.denominator)
 
 
@@ -193,8 +209,8 @@ class ExpertPruningResult:
     """What `prune_experts` did (`to_dict()` is JSON-able)."""
 
     sink_weighted: bool
-    num_experts_before: int
-    num_experts_after: int
+    num_experts_before: int | list[int]  # one count, or one per layer where layers differ
+    num_experts_after: int | list[int]
     kept: dict[int, list[int]]
     scores: list[list[float]]
     routed_tokens: list[list[int]]
@@ -244,9 +260,10 @@ def prune_experts(
     batch_size: int = 1,
     progress: bool = True,
 ) -> ExpertPruningResult:
-    """Remove the `round(expert_ratio · num_experts)` least-used experts of every layer, by router statistics on
-    noised calibration data; the router (its rows and per-expert scales) shrinks with them and the config's
-    `num_experts` follows, so `save_pretrained` / the Auto classes round-trip the smaller model.
+    """Remove the `round(expert_ratio · experts of the layer)` least-used experts of every layer, by router statistics
+    on noised calibration data; the router (its rows and per-expert scales) shrinks with them and the config's
+    `num_experts` follows (per-layer counts where layers differ), so `save_pretrained` / the Auto classes round-trip
+    the smaller model.
 
     Args:
         model (`nn.Module`): a DiffusionGemma; modified in place.
@@ -269,21 +286,30 @@ def prune_experts(
 
     adapter = get_adapter(model)
     remove = check_expert_pruning(model, expert_ratio, adapter)
-    total = adapter.num_experts(model)
+    counts = _layer_counts(model, adapter)
     noise = noise if noise is not None else NoiseSchedule()
     observer = score_experts(model, calibration_ids, noise=noise, sink_weighted=sink_weighted,
                              sink_alpha=sink_alpha, sink_std=sink_std, batch_size=batch_size, progress=progress)
     scores = observer.scores()
     if not bool(torch.isfinite(scores).all()):
         raise FloatingPointError("expert scores are not finite (activation overflow in calibration)")
-    kept = kept_experts(scores, remove)
+    kept = kept_experts(scores, remove, counts)
     before = count_parameters(model).params
-    adapter.keep_experts(model, kept)
+    if adapter.keep_experts(model, kept):
+        from ..models.pruned_loading import register_pruned_loading
+
+        register_pruned_loading()  # uneven counts: only the reload hook builds each layer at its size
     after = count_parameters(model).params
-    logger.info("removed %d of %d experts per layer (%s); parameters %d -> %d", remove, total,
+    after_counts = [n - r for n, r in zip(counts, remove)]
+    logger.info("experts per layer %s -> %s (%s); parameters %d -> %d", counts, after_counts,
                 "sink-aware" if sink_weighted else "REAP", before, after)
+
+    def one_or_all(values: list[int]) -> int | list[int]:
+        return values[0] if len(set(values)) == 1 else values
+
     return ExpertPruningResult(
-        sink_weighted=sink_weighted, num_experts_before=total, num_experts_after=total - remove, kept=kept,
+        sink_weighted=sink_weighted, num_experts_before=one_or_all(counts),
+        num_experts_after=one_or_all(after_counts), kept=kept,
         scores=[[float(v) for v in row] for row in scores], routed_tokens=observer.tokens.tolist(),
         forwards=int(observer.forwards), params_before=before, params_after=after,
         extra={"expert_ratio": float(expert_ratio), "noise": noise.to_dict()},

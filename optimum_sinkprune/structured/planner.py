@@ -10,6 +10,14 @@ Budget rule (docs/structured.md):
   MLP channels = round((T − removed attention) / channel cost), so the realised count is within half a channel of T
   (or of one head unit when the MLP is exhausted). Norm weights are never removed.
 * `head_ratio` / `mlp_ratio` (instead of a target): round(ratio · present head units / channels) are removed.
+
+Layers whose head units differ in size (DiffusionGemma's sliding and full-attention layers: their own head size and
+kv-head count) cannot state the attention share as a number of units before the scores pick the layers. There the
+attention share is a parameter count, A_T = min(round(f · A), what the capacities allow), with A the attention of the
+layers that can lose a unit (`solve_layered_budget`);
+after scoring, units are taken in removal order (`removal_order`: the `allocation`'s order), each one that brings
+the removed attention parameters closer to A_T (`take_to_params`), and the MLP channels take the rest as above. With
+one unit size this is the rule above.
 """
 
 from __future__ import annotations
@@ -162,19 +170,148 @@ def allocate(
     return {layer: sorted(orders[layer][: counts[layer]]) for layer in range(len(orders)) if counts[layer]}
 
 
-def units_to_heads(units: dict[int, list[int]], group_size: int) -> dict[int, list[int]]:
-    """Expand head units (kv groups) to their original query-head indices."""
+def removal_order(scores: list[torch.Tensor], *, capacity: list[int], allocation: str) -> list[tuple[int, int]]:
+    """Every removable (layer, unit), in the order `allocation` removes them: `"global"` by score over all layers
+    (ties: lower layer, then lower unit); `"uniform"` in rounds, each open layer (capacity left) giving its next
+    lowest-scored unit, the layers of a round ordered by that unit's score (ties: lower layer). The first `total`
+    entries are what `allocate(scores, total, ...)` picks.
+
+    Args:
+        scores: one 1-D tensor per layer (NaN = not available).
+        capacity: the most units each layer may lose.
+        allocation: `"uniform"` or `"global"`.
+    """
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation={allocation!r} is not one of {ALLOCATIONS}")
+    orders = [_order(s)[: max(c, 0)] for s, c in zip(scores, capacity)]
+    if allocation == "global":
+        ranked = sorted(
+            ((float(scores[layer][u]), layer, u) for layer, order in enumerate(orders) for u in order),
+            key=lambda x: (x[0], x[1], x[2]),
+        )
+        return [(layer, u) for _, layer, u in ranked]
+    out: list[tuple[int, int]] = []
+    taken = [0] * len(orders)
+    while True:
+        open_layers = [i for i in range(len(orders)) if taken[i] < len(orders[i])]
+        if not open_layers:
+            return out
+        for i in sorted(open_layers, key=lambda i: (float(scores[i][orders[i][taken[i]]]), i)):
+            out.append((i, orders[i][taken[i]]))
+            taken[i] += 1
+
+
+def take_to_params(order: list[tuple[int, int]], unit_costs: list[int], target: int) -> dict[int, list[int]]:
+    """Units of `order`, taken in that order, each one that brings the removed parameters closer to `target`
+    (total + cost / 2 < target); a unit that would overshoot by more than it adds is skipped (a smaller unit further
+    on may still fit). Pure.
+
+    Args:
+        order: (layer, unit) in removal order (`removal_order`).
+        unit_costs: parameters of one unit of each layer.
+        target: attention parameters to remove.
+
+    Returns:
+        {layer: sorted unit indices} (layers with nothing removed are omitted).
+    """
+    out: dict[int, list[int]] = {}
+    total = 0
+    for layer, unit in order:
+        cost = unit_costs[layer]
+        if total + cost / 2 >= target:
+            continue
+        out.setdefault(layer, []).append(unit)
+        total += cost
+    return {layer: sorted(units) for layer, units in sorted(out.items())}
+
+
+@dataclass(frozen=True)
+class LayeredBudget:
+    """The budget of layers whose head units differ in size: the attention parameters to remove (`attention_params`,
+    None under `head_ratio`, where `head_units` counts units) and, before the scores pick the units, the MLP channels
+    (`channels`; `channels_for` gives the final count once the removed attention is known)."""
+
+    head_units: int | None
+    attention_params: int | None
+    channels: int
+    target_params: int | None
+    channel_cost: int
+    channels_capacity: int
+
+    def channels_for(self, removed_attention: int) -> int:
+        """MLP channels that bring the removal closest to the target, given the attention parameters removed."""
+        if self.target_params is None:
+            return self.channels
+        return min(max(round((self.target_params - removed_attention) / self.channel_cost), 0),
+                   self.channels_capacity)
+
+
+def solve_layered_budget(
+    *,
+    block_params: int,
+    unit_costs: list[int],
+    head_units_present: list[int],
+    head_units_capacity: list[int],
+    channels_present: int,
+    channels_capacity: int,
+    channel_cost: int,
+    target_param_reduction: float | None = None,
+    head_ratio: float | None = None,
+    mlp_ratio: float | None = None,
+) -> LayeredBudget:
+    """The budget when each layer's head unit has its own size (`unit_costs[layer]`); module docstring: the rule.
+
+    Raises:
+        `ValueError`: bad fractions, both kinds of budget, or a target the capacities cannot reach.
+    """
+    validate_budget_args(target_param_reduction, head_ratio, mlp_ratio)
+    present_units, capacity_units = sum(head_units_present), sum(head_units_capacity)
+    if target_param_reduction is None:
+        base = solve_budget(block_params=block_params, head_units_present=present_units,
+                            head_units_capacity=capacity_units, channels_present=channels_present,
+                            channels_capacity=channels_capacity, costs=UnitCosts(1, channel_cost),
+                            head_ratio=head_ratio, mlp_ratio=mlp_ratio)
+        return LayeredBudget(base.head_units, None, base.channels, None, channel_cost, channels_capacity)
+    target = round(target_param_reduction * block_params)
+    attention_capacity = sum(u * c for u, c in zip(head_units_capacity, unit_costs))
+    most = attention_capacity + channels_capacity * channel_cost
+    if target > most + channel_cost / 2:
+        raise ValueError(
+            f"target_param_reduction={target_param_reduction} asks for {target} of {block_params} block parameters, "
+            f"but at most {most} can be removed while keeping min_heads_per_layer heads and one MLP channel per layer"
+        )
+    # layers that cannot lose a unit (min_heads_per_layer) are left out of A: their share would fall on the others
+    attention = sum(u * c for u, c, cap in zip(head_units_present, unit_costs, head_units_capacity) if cap > 0)
+    mlp = channels_present * channel_cost
+    fraction = target / max(attention + mlp, 1)
+    attention_target = min(round(fraction * attention), attention_capacity)
+    if round((target - attention_target) / channel_cost) > channels_capacity:  # MLP exhausted: attention takes the rest
+        attention_target = min(attention_capacity, target - channels_capacity * channel_cost)
+    channels = min(max(round((target - attention_target) / channel_cost), 0), channels_capacity)
+    return LayeredBudget(None, attention_target, channels, target, channel_cost, channels_capacity)
+
+
+def units_to_heads(units: dict[int, list[int]], group_size: int | list[int]) -> dict[int, list[int]]:
+    """Expand head units (kv groups) to their original query-head indices (`group_size`: one for every layer, or
+    one per layer)."""
+    sizes = group_size if isinstance(group_size, list) else None
     return {
-        layer: sorted(g * group_size + i for g in groups for i in range(group_size)) for layer, groups in units.items()
+        layer: sorted(g * (sizes[layer] if sizes else group_size) + i for g in groups
+                      for i in range(sizes[layer] if sizes else group_size))
+        for layer, groups in units.items()
     }
 
 
 __all__ = [
     "ALLOCATIONS",
     "Budget",
+    "LayeredBudget",
     "UnitCosts",
     "allocate",
+    "removal_order",
     "solve_budget",
+    "solve_layered_budget",
+    "take_to_params",
     "units_to_heads",
     "validate_budget_args",
 ]

@@ -19,12 +19,24 @@ from ..configuration import ALLOCATIONS, STRUCTURED_MODES
 from ..registry import MethodSpec, get_method, method_names
 from ..validation import check_choice
 from . import scoring
-from .planner import UnitCosts, allocate, solve_budget, units_to_heads, validate_budget_args
+from .planner import (
+    Budget,
+    UnitCosts,
+    allocate,
+    removal_order,
+    solve_budget,
+    solve_layered_budget,
+    take_to_params,
+    units_to_heads,
+    validate_budget_args,
+)
 from .removal import (
+    HeadGeometry,
     block_parameter_count,
     current_widths,
     head_geometry,
     kept_heads,
+    layer_geometries,
     nonzero_block_parameter_count,
     prune_structure,
 )
@@ -65,24 +77,26 @@ class StructuredPruningResult:
 # weight statistics (read the model, no forward)
 # ---------------------------------------------------------------------------------------------------------------------
 def _per_head(model: nn.Module, adapter: ModelAdapter, fn) -> torch.Tensor:
-    """[layers, original heads] of fn(block, current position, kv position); removed heads NaN."""
-    geometry = head_geometry(model, adapter)
+    """[layers, original heads] of fn(block, current position, kv position, head size), each layer by its own head
+    layout (`removal.layer_geometries`); removed heads (and, where layers have different head counts, the positions
+    past a layer's count) NaN."""
+    geometries = layer_geometries(model, adapter)
     pruned = adapter.pruned_heads(model)
-    out = torch.full((adapter.num_layers(model), geometry.num_heads), float("nan"))
+    out = torch.full((len(geometries), max(g.num_heads for g in geometries)), float("nan"))
     for i, block in enumerate(adapter.blocks(model)):
+        geometry = geometries[i]
         current = kept_heads(geometry.num_heads, pruned.get(i, []))
         groups = sorted({h // geometry.group_size for h in current})
         for p, h in enumerate(current):
-            out[i, h] = fn(block, p, groups.index(h // geometry.group_size))
+            out[i, h] = fn(block, p, groups.index(h // geometry.group_size), geometry.head_dim)
     return out
 
 
 def o_column_norms(model: nn.Module, adapter: ModelAdapter | None = None) -> torch.Tensor:
     """‖W_o[:, cols(h)]‖_F per head: [layers, original heads] (removed heads NaN)."""
     adapter = adapter or get_adapter(model)
-    hd = adapter.head_dim(model)
 
-    def fn(block, p, _g):
+    def fn(block, p, _g, hd):
         w = adapter.projection(block, "o").weight.detach().float()
         return float(w[:, p * hd:(p + 1) * hd].norm())
 
@@ -90,16 +104,17 @@ def o_column_norms(model: nn.Module, adapter: ModelAdapter | None = None) -> tor
 
 
 def head_weight_norms(model: nn.Module, adapter: ModelAdapter | None = None) -> torch.Tensor:
-    """Magnitude baseline: ‖[W_q rows; W_k rows; W_v rows; W_oᵀ cols]‖_F per head (k/v: the head's kv head)."""
+    """Magnitude baseline: ‖[W_q rows; W_k rows; W_v rows; W_oᵀ cols]‖_F per head (k/v: the head's kv head; a layer
+    whose keys double as values has no v rows)."""
     adapter = adapter or get_adapter(model)
-    hd = adapter.head_dim(model)
 
-    def fn(block, p, g):
+    def fn(block, p, g, hd):
         proj = adapter.projections(block)
         sq = proj["q"].weight.detach().float()[p * hd:(p + 1) * hd].square().sum()
         sq = sq + proj["o"].weight.detach().float()[:, p * hd:(p + 1) * hd].square().sum()
         for role in ("k", "v"):
-            sq = sq + proj[role].weight.detach().float()[g * hd:(g + 1) * hd].square().sum()
+            if role in proj:
+                sq = sq + proj[role].weight.detach().float()[g * hd:(g + 1) * hd].square().sum()
         return float(sq.sqrt())
 
     return _per_head(model, adapter, fn)
@@ -122,17 +137,28 @@ def channel_weight_norms(model: nn.Module, adapter: ModelAdapter | None = None) 
 
 
 def unit_costs(model: nn.Module, adapter: ModelAdapter | None = None) -> UnitCosts:
-    """Parameters removed with one head unit (one head, or one kv group) and with one MLP channel."""
+    """Parameters removed with one head unit (one head, or one kv group) and with one MLP channel (those of layer 0;
+    `layer_unit_costs` gives every layer's)."""
     adapter = adapter or get_adapter(model)
-    geometry = head_geometry(model, adapter)
-    proj = adapter.projections(adapter.blocks(model)[0])
+    return _layer_costs(adapter, adapter.blocks(model)[0], head_geometry(model, adapter))
+
+
+def layer_unit_costs(model: nn.Module, adapter: ModelAdapter | None = None) -> list[UnitCosts]:
+    """`unit_costs` of every layer, each by its own head layout (`removal.layer_geometries`)."""
+    adapter = adapter or get_adapter(model)
+    return [_layer_costs(adapter, block, geometry)
+            for block, geometry in zip(adapter.blocks(model), layer_geometries(model, adapter))]
+
+
+def _layer_costs(adapter: ModelAdapter, block: nn.Module, geometry: HeadGeometry) -> UnitCosts:
+    proj = adapter.projections(block)
     hd = geometry.head_dim
 
     def rows(role):  # weight row + its bias entry
         return proj[role].in_features + (1 if proj[role].bias is not None else 0)
 
     head = hd * rows("q") + hd * proj["o"].out_features
-    kv = hd * (rows("k") + rows("v"))
+    kv = hd * sum(rows(r) for r in ("k", "v") if r in proj)  # keys doubling as values: no v rows
     channel = sum(rows(r) for r in ("gate", "up") if r in proj) + proj["down"].out_features
     return UnitCosts(head_unit=geometry.group_size * head + kv, channel=channel)
 
@@ -215,8 +241,9 @@ class StructuredScoringInputs:
 
 @dataclass
 class StructuredBudgetPlan:
-    """What `plan_structured_budget` read and decided: the model's head geometry, current widths and pruned heads,
-    the unit costs, the per-layer capacities and the budget."""
+    """What `plan_structured_budget` read and decided: the model's head geometry (layer 0's, and every layer's),
+    current widths and pruned heads, the unit costs (layer 0's, and every layer's), the per-layer capacities and the
+    budget: a `planner.Budget` when every layer has the same head layout, else a `planner.LayeredBudget`."""
 
     adapter: ModelAdapter
     geometry: Any
@@ -228,6 +255,13 @@ class StructuredBudgetPlan:
     head_capacity: list[int]
     channel_capacity: list[int]
     budget: Any
+    geometries: list[HeadGeometry] = field(default_factory=list)
+    layer_costs: list[UnitCosts] = field(default_factory=list)
+
+    @property
+    def layered(self) -> bool:
+        """True when head units differ in size between layers (the budget is a `planner.LayeredBudget`)."""
+        return len(set(self.geometries)) > 1 or len(set(self.layer_costs)) > 1
 
 
 def plan_structured_budget(model: nn.Module, config) -> StructuredBudgetPlan:
@@ -243,18 +277,24 @@ def plan_structured_budget(model: nn.Module, config) -> StructuredBudgetPlan:
     adapter = get_adapter(model)
     adapter.check_structured_support(model)
     geometry = head_geometry(model, adapter)
-    group = geometry.group_size
-    num_layers = adapter.num_layers(model)
+    geometries = layer_geometries(model, adapter)
     widths = current_widths(model, adapter)
     costs = unit_costs(model, adapter)
+    layer_costs = layer_unit_costs(model, adapter)
     params_before = block_parameter_count(model, adapter)
     # capacities: keep min_heads_per_layer heads (rounded up to whole kv groups) and one channel per layer
     pruned = adapter.pruned_heads(model)
-    present_units = [len({h // group for h in kept_heads(geometry.num_heads, pruned.get(i, []))})
-                     for i in range(num_layers)]
-    keep_units = math.ceil(config.min_heads_per_layer / group)
-    head_capacity = [max(0, u - keep_units) for u in present_units]
+    present_units = [len({h // g.group_size for h in kept_heads(g.num_heads, pruned.get(i, []))})
+                     for i, g in enumerate(geometries)]
+    head_capacity = [max(0, u - math.ceil(config.min_heads_per_layer / g.group_size))
+                     for u, g in zip(present_units, geometries)]
     channel_capacity = [w - 1 for w in widths]
+    plan = StructuredBudgetPlan(adapter=adapter, geometry=geometry, widths=widths, pruned=pruned, costs=costs,
+                                params_before=params_before, present_units=present_units,
+                                head_capacity=head_capacity, channel_capacity=channel_capacity, budget=None,
+                                geometries=geometries, layer_costs=layer_costs)
+    if plan.layered:  # head units differ in size between layers: the attention share is a parameter count
+        return _plan_layered(plan, config)
     budget = solve_budget(
         block_params=params_before,
         head_units_present=sum(present_units),
@@ -268,9 +308,42 @@ def plan_structured_budget(model: nn.Module, config) -> StructuredBudgetPlan:
     )
     _refuse_empty_budget(budget, config, costs=costs, block_params=params_before,
                          head_units=sum(present_units), channels=sum(widths))
-    return StructuredBudgetPlan(adapter=adapter, geometry=geometry, widths=widths, pruned=pruned, costs=costs,
-                                params_before=params_before, present_units=present_units,
-                                head_capacity=head_capacity, channel_capacity=channel_capacity, budget=budget)
+    plan.budget = budget
+    return plan
+
+
+def _plan_layered(plan: StructuredBudgetPlan, config) -> StructuredBudgetPlan:
+    """`plan_structured_budget` for layers whose head units differ in size (`planner.solve_layered_budget`)."""
+    channel_costs = {c.channel for c in plan.layer_costs}
+    if len(channel_costs) != 1:  # the dense MLPs of every layer read and write the same hidden size
+        raise ValueError(f"MLP channels of this model differ in size between layers ({sorted(channel_costs)}); "
+                         "structured pruning needs one MLP channel size")
+    channel_cost = channel_costs.pop()
+    unit_sizes = [c.head_unit for c in plan.layer_costs]
+    budget = solve_layered_budget(
+        block_params=plan.params_before,
+        unit_costs=unit_sizes,
+        head_units_present=plan.present_units,
+        head_units_capacity=plan.head_capacity,
+        channels_present=sum(plan.widths),
+        channels_capacity=sum(plan.channel_capacity),
+        channel_cost=channel_cost,
+        target_param_reduction=config.target_param_reduction,
+        head_ratio=config.head_ratio,
+        mlp_ratio=config.mlp_ratio,
+    )
+    if budget.head_units is not None:  # head_ratio / mlp_ratio: counts, as with one head layout
+        head_units = budget.head_units
+        channels = budget.channels
+    else:  # some unit is taken when the attention share exceeds half the smallest removable unit
+        removable = [size for size, capacity in zip(unit_sizes, plan.head_capacity) if capacity > 0]
+        head_units = int(bool(removable) and budget.attention_params > min(removable) / 2)
+        channels = budget.channels_for(0)
+    _refuse_empty_budget(Budget(head_units, channels, budget.target_params), config,
+                         costs=UnitCosts(min(unit_sizes), channel_cost), block_params=plan.params_before,
+                         head_units=sum(plan.present_units), channels=sum(plan.widths))
+    plan.budget = budget
+    return plan
 
 
 def _refuse_empty_budget(budget, config, *, costs: UnitCosts, block_params: int, head_units: int,
@@ -358,7 +431,7 @@ def prune_structured(
     if check_weights:
         check_finite_parameters(model)
     plan = plan_structured_budget(model, config)
-    adapter, geometry, widths, costs, budget = plan.adapter, plan.geometry, plan.widths, plan.costs, plan.budget
+    adapter, geometry, widths, budget = plan.adapter, plan.geometry, plan.widths, plan.budget
     group, num_layers, pruned, params_before = geometry.group_size, len(widths), plan.pruned, plan.params_before
     head_capacity, channel_capacity = plan.head_capacity, plan.channel_capacity
 
@@ -375,10 +448,13 @@ def prune_structured(
     head_scores, channel_scores, summary = score_heads_and_channels(
         model, method, stats=stats, instability_weight=config.instability_weight, seed=config.seed
     )
-    unit_scores = scoring.group_scores(head_scores, group)
-    units = allocate(list(unit_scores), budget.head_units, capacity=head_capacity, allocation=config.allocation)
-    heads = units_to_heads(units, group)
-    channels = allocate(channel_scores, budget.channels, capacity=channel_capacity, allocation=config.allocation)
+    if plan.layered:
+        heads, channels = _allocate_layered(plan, head_scores, channel_scores, config.allocation)
+    else:
+        unit_scores = scoring.group_scores(head_scores, group)
+        units = allocate(list(unit_scores), budget.head_units, capacity=head_capacity, allocation=config.allocation)
+        heads = units_to_heads(units, group)
+        channels = allocate(channel_scores, budget.channels, capacity=channel_capacity, allocation=config.allocation)
 
     mode = config.structured_mode
     prune_structure(model, heads=heads, channels=channels, mode=mode,
@@ -397,7 +473,7 @@ def prune_structured(
         {
             "layer": i,
             "heads_removed": heads.get(i, []),
-            "heads_left": geometry.num_heads - len(all_heads.get(i, [])),
+            "heads_left": plan.geometries[i].num_heads - len(all_heads.get(i, [])),
             "mlp_channels_removed": len(channels.get(i, [])),
             "mlp_width": new_widths[i],
         }
@@ -413,12 +489,40 @@ def prune_structured(
     return result
 
 
+def _allocate_layered(plan: StructuredBudgetPlan, head_scores: torch.Tensor, channel_scores: list[torch.Tensor],
+                      allocation: str) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """Heads (original indices) and channels to remove when head units differ in size between layers: the units in
+    the `allocation`'s removal order, each one that brings the removed attention parameters closer to the budget's
+    attention share (`planner.take_to_params`), then the channels that bring the total closest to the target
+    (`head_ratio` / `mlp_ratio`: counts, as with one head layout)."""
+    budget = plan.budget
+    unit_scores = [scoring.group_scores(head_scores[i, :g.num_heads], g.group_size)
+                   for i, g in enumerate(plan.geometries)]
+    if budget.head_units is not None:
+        units = allocate(unit_scores, budget.head_units, capacity=plan.head_capacity, allocation=allocation)
+        channel_count = budget.channels
+    else:
+        order = removal_order(unit_scores, capacity=plan.head_capacity, allocation=allocation)
+        sizes = [c.head_unit for c in plan.layer_costs]
+        units = take_to_params(order, sizes, budget.attention_params)
+        channel_count = budget.channels_for(sum(len(u) * sizes[i] for i, u in units.items()))
+    heads = units_to_heads(units, [g.group_size for g in plan.geometries])
+    channels = allocate(channel_scores, channel_count, capacity=plan.channel_capacity, allocation=allocation)
+    if not heads and not channels:
+        raise ValueError(
+            f"the budget of {budget.target_params} block parameters removes nothing from this model: no head unit "
+            "brings the removal closer to it and it is below half an MLP channel; use a larger "
+            "target_param_reduction")
+    return heads, channels
+
+
 __all__ = [
     "StructuredBudgetPlan",
     "StructuredPruningResult",
     "StructuredScoringInputs",
     "channel_weight_norms",
     "head_weight_norms",
+    "layer_unit_costs",
     "o_column_norms",
     "plan_structured_budget",
     "prune_structured",

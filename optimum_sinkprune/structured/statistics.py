@@ -10,7 +10,10 @@ o-projection and down-projection of every block keep that forward's inputs, whic
 
 The forwards run on the calibration pipeline (`calibration.pipeline`, dense order) with a `StructuredObserver`.
 Noised inputs come from the noise module (`calibration.noise.NoiseSchedule`: the same noise as the weight-pruning
-methods; by default steps interval, 2·interval, …, ≤ diffusion_steps and t = step / diffusion_steps).
+methods; by default steps interval, 2·interval, …, ≤ diffusion_steps and t = step / diffusion_steps), applied by the
+family's forward process (`adapter.calibration_noise`: the mask token, or a block-diffusion model's noised canvas).
+Each layer's heads are read with its own head size (`removal.layer_geometries`: DiffusionGemma's sliding and
+full-attention layers differ).
 Autoregressive models are calibrated on the clean samples (one "step").
 """
 
@@ -27,7 +30,7 @@ from ..calibration.noise import NoiseSchedule
 from ..calibration.observers import StructuredObserver, token_head_sq_norms
 from ..calibration.pipeline import CalibrationPipeline, batches, clean_inputs
 from ..configuration import calibration_steps
-from .removal import head_geometry, kept_heads
+from .removal import kept_heads, layer_geometries
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +84,8 @@ def collect_structured_statistics(
         seed (`int`): noise seed (per sample, independent of `batch_size`); ignored when `noise` is given.
         batch_size (`int`): sequences per forward.
         mask_token_id (`int`, *optional*): the [MASK] id of a diffusion model, as the caller resolved it (the pruner
-            asks the model config and the tokenizer); default: the model config's.
+            asks the model config and the tokenizer); default: the model config's (`adapter.noise_token_id`: None
+            for a family whose forward process draws its replacement tokens).
         noise (`NoiseSchedule`, *optional*): the full noise schedule (schedule, protected positions, seed).
 
     Raises:
@@ -95,7 +99,11 @@ def collect_structured_statistics(
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(calibration_ids.shape):
         raise ValueError(f"attention_mask must have the shape of calibration_ids {tuple(calibration_ids.shape)}, "
                          f"got {tuple(attention_mask.shape)}")
-    geometry = head_geometry(model, adapter)
+    geometries = layer_geometries(model, adapter)
+    num_heads = adapter.original_num_heads(model)
+    if any(g.num_heads != num_heads for g in geometries):  # the attention probe reads one query-head count
+        raise ValueError(f"structured statistics need the same number of query heads in every layer; this model has "
+                         f"{[g.num_heads for g in geometries]}")
     pruned = adapter.pruned_heads(model)
     num_layers = adapter.num_layers(model)
     blocks = adapter.blocks(model)
@@ -108,9 +116,11 @@ def collect_structured_statistics(
                                   noise_eps=noise_eps, seed=seed, schedule=family.schedule,
                                   protected=family.protected)
         if mask_token_id is None:
-            mask_token_id = adapter.mask_token_id(model)
-        # padding stays padding
-        inputs, _ = noise.noised(samples, mask_token_id, attention_mask=attention_mask, batch_size=batch_size)
+            mask_token_id = adapter.noise_token_id(model)
+        if attention_mask is None or mask_token_id is None:  # the family's forward process
+            inputs, _ = adapter.calibration_noise(model, samples, noise, mask_token_id, batch_size=batch_size)
+        else:  # padding stays padding
+            inputs, _ = noise.noised(samples, mask_token_id, attention_mask=attention_mask, batch_size=batch_size)
     else:
         inputs = clean_inputs(samples)
     n, num_steps, _ = inputs.shape
@@ -118,9 +128,9 @@ def collect_structured_statistics(
     observer = StructuredObserver(
         [adapter.projection(block, "o") for block in blocks],
         [adapter.projection(block, "down") for block in blocks],
-        kept=[kept_heads(geometry.num_heads, pruned.get(i, [])) for i in range(num_layers)],
-        num_heads=geometry.num_heads,
-        head_dim=geometry.head_dim,
+        kept=[kept_heads(g.num_heads, pruned.get(i, [])) for i, g in enumerate(geometries)],
+        num_heads=num_heads,
+        head_dim=[g.head_dim for g in geometries],
         widths=[adapter.mlp_width(model, i) for i in range(num_layers)],
         num_samples=n,
         num_steps=num_steps,

@@ -193,10 +193,11 @@ def test_denoiser_logits_match_the_models_forward(dg):
         adapter.logits(dg, ctx)
 
 
-def test_the_structured_methods_are_refused_naming_what_is_supported(dg):
-    # explicit removal and expert pruning work (tests/test_diffusion_gemma_structured.py); the methods do not yet
-    with pytest.raises(NotImplementedError, match="not supported on diffusion_gemma yet.*prune_structure"):
-        get_adapter(dg).check_structured_support(dg)
+def test_the_structured_methods_are_supported_with_each_layer_kinds_head_layout(dg):
+    # the methods themselves: tests/test_diffusion_gemma_structured_methods.py
+    adapter = get_adapter(dg)
+    adapter.check_structured_support(dg)
+    assert [adapter.layer_head_geometry(dg, i) for i in range(2)] == [(4, 2, 8), (4, 1, 16)]
 
 
 def test_config_of_fixture_is_reproducible():

@@ -22,10 +22,14 @@ def report():
 
 @pytest.fixture
 def figures(monkeypatch):
-    """The figures the plot functions build, by file name. They are kept, not rasterised: these tests read the
+    """The figures the plot functions build, by file name. They are kept, not rasterised, and not laid out (the
+    layout only places the axes, and measuring every text for it is most of a plot's time): these tests read the
     figures' texts and lines; `test_save_writes_a_png` checks the writer and tests/analysis/test_sink_report.py
-    (slow) writes every plot of a report as a PNG."""
+    (slow) lays out and writes every plot of a report as a PNG."""
+    from matplotlib.figure import Figure
+
     saved = {}
+    monkeypatch.setattr(Figure, "tight_layout", lambda self, *args, **kwargs: None)
 
     def keep(fig, path):
         saved[str(path).rsplit("/", 1)[-1]] = fig

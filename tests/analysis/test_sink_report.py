@@ -91,3 +91,15 @@ def test_report_without_baseline():
     s = r.statistics()
     assert s["ar_baseline"] is None and s["generation"] is None
     assert SinkReport.from_json(r.to_json()).ar_trajectory is None
+
+
+def test_trajectory_settings_are_passed_on_with_the_trajectory_defaults_and_unknown_ones_refused():
+    ids = text_ids(batch=1, seq=8)
+    r = build_sink_report(planted_sink_llada(), ids, steps=4, sample_interval=2, eps=0.01, seed=5, top_k=2,
+                          progress=False)
+    assert {k: r.settings[k] for k in ("steps", "sample_interval", "eps", "seed", "top_k", "k_std")} == dict(
+        steps=4, sample_interval=2, eps=0.01, seed=5, top_k=2, k_std=2.0)  # k_std: forward_process_trajectory's
+    noise = r.trajectory.extra["noise"]
+    assert r.trajectory.steps == [2, 4] and (noise["seed"], noise["noise_eps"]) == (5, 0.01)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['stepz'\].*'sample_interval'"):
+        build_sink_report(planted_sink_llada(), ids, stepz=4, progress=False)

@@ -109,7 +109,10 @@ def test_bad_arguments_are_errors(saved, tmp_path, capsys):
     assert rc == 2 and "longer than the model's maximum of 64" in capsys.readouterr().err
 
 
-def test_never_trusts_remote_code_unless_asked(monkeypatch):
+def test_never_trusts_remote_code_unless_asked(monkeypatch, tmp_path):
+    from transformers import LlamaConfig
+
+    LlamaConfig().save_pretrained(tmp_path)  # a local checkpoint folder: nothing about it is asked of the Hub
     seen = []
 
     def fake(name, **kwargs):
@@ -121,10 +124,10 @@ def test_never_trusts_remote_code_unless_asked(monkeypatch):
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake)
     from optimum_sinkprune.hub.load import load_model_and_tokenizer  # what analyze loads with
 
-    with pytest.raises(ValueError):
-        load_model_and_tokenizer("some/model", trust_remote_code=False)
-    with pytest.raises(ValueError):
-        load_model_and_tokenizer("some/model", trust_remote_code=True)
+    with pytest.raises(ValueError, match="stop"):
+        load_model_and_tokenizer(str(tmp_path), trust_remote_code=False)
+    with pytest.raises(ValueError, match="stop"):
+        load_model_and_tokenizer(str(tmp_path), trust_remote_code=True)
     assert seen == [False, True]
     args = __import__("argparse").ArgumentParser()
     analyze.add_arguments(args)

@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 import optimum_sinkprune
+from source_trees import parse_file
 
 PACKAGE = Path(optimum_sinkprune.__file__).parent
 
@@ -16,7 +17,7 @@ def _imported_modules(path: Path) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import in `path`."""
     package = ".".join(("optimum_sinkprune", *path.relative_to(PACKAGE).parent.parts))
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parse_file(path)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

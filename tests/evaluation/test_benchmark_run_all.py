@@ -1,13 +1,13 @@
 # Copyright 2026 The optimum-sinkprune developers. Apache-2.0.
 """benchmarks/run_all.py in --quick mode on a tiny LLaDA: the table, the plots and the per-row resume cache."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from script_loading import load_script
 
 pytest.importorskip("matplotlib", reason="matplotlib (plot / test extra) is needed for the benchmark plots")
 
@@ -16,10 +16,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"
 
 @pytest.fixture
 def run_all():
-    spec = importlib.util.spec_from_file_location("sinkprune_benchmark_run_all", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT, "sinkprune_benchmark_run_all")
     threads = torch.get_num_threads()
     yield module
     torch.set_num_threads(threads)

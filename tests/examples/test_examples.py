@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -18,11 +18,7 @@ SMALL_PRUNE = ["--num-samples", "4", "--seq-len", "48", "--eval-sequences", "2",
 
 
 def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses with postponed annotations look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, name)
 
 
 def _example(name: str):

@@ -4,21 +4,17 @@ loads (the end-to-end run is `sinkprune reproduce`'s test, tests/commands/test_r
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+
+from script_loading import load_script
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reproduce_paper.py"
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("sinkprune_example_reproduce_paper", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE, "sinkprune_example_reproduce_paper")
 
 
 @pytest.mark.slow

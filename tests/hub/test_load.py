@@ -45,7 +45,9 @@ def test_loads_the_embedded_model_with_its_tokenizer():
     assert tokenizer.mask_token_id == model.config.mask_token_id
 
 
-def test_trust_remote_code_is_passed_on_as_given(monkeypatch):
+def test_trust_remote_code_is_passed_on_as_given(monkeypatch, tmp_path):
+    transformers.LlamaConfig().save_pretrained(tmp_path)  # a local checkpoint folder: nothing is asked of the Hub
+    folder = str(tmp_path)
     seen = []
 
     def fake(path, **kwargs):
@@ -55,12 +57,12 @@ def test_trust_remote_code_is_passed_on_as_given(monkeypatch):
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake)
     for value in (False, True):
         with pytest.raises(OSError, match="stop"):
-            load.load_model("org/model", trust_remote_code=value)
+            load.load_model(folder, trust_remote_code=value)
     with pytest.raises(OSError, match="stop"):
-        load.load_model("org/model")
+        load.load_model(folder)
     assert seen == [False, True, False]
     with pytest.raises(ValueError, match="trust_remote_code must be True or False"):
-        load.load_model("org/model", trust_remote_code="yes")
+        load.load_model(folder, trust_remote_code="yes")
 
 
 def test_missing_tokenizer(tmp_path, tiny_llada):

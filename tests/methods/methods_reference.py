@@ -24,29 +24,33 @@ def prunable(model) -> dict[str, nn.Linear]:
     return out
 
 
+# The sorts below read the scores as Python floats (`tolist()`: the same values `float(scores[r, j])` gives, read
+# once rather than element by element) and break ties by index.
 def lowest_per_row(scores: torch.Tensor, k: int) -> torch.Tensor:
     mask = torch.zeros_like(scores, dtype=torch.bool)
-    for r in range(scores.shape[0]):
-        order = sorted(range(scores.shape[1]), key=lambda j: (float(scores[r, j]), j))
+    for r, row in enumerate(scores.tolist()):
+        order = sorted(range(len(row)), key=lambda j: (row[j], j))
         mask[r, order[:k]] = True
     return mask
 
 
 def lowest_overall(scores: torch.Tensor, k: int) -> torch.Tensor:
-    flat = scores.reshape(-1)
-    order = sorted(range(flat.numel()), key=lambda j: (float(flat[j]), j))
-    mask = torch.zeros(flat.numel(), dtype=torch.bool)
+    flat = scores.reshape(-1).tolist()
+    order = sorted(range(len(flat)), key=lambda j: (flat[j], j))
+    mask = torch.zeros(len(flat), dtype=torch.bool)
     mask[order[:k]] = True
     return mask.reshape(scores.shape)
 
 
 def nm_reference(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    mask = torch.zeros_like(scores, dtype=torch.bool)
-    for r in range(scores.shape[0]):
-        for g in range(0, scores.shape[1], m):
-            order = sorted(range(g, g + m), key=lambda j: (float(scores[r, j]), j))
-            mask[r, order[: m - n]] = True
-    return mask
+    mask = []
+    for row in scores.tolist():
+        pruned = [False] * len(row)
+        for g in range(0, len(row), m):
+            for j in sorted(range(g, g + m), key=lambda j: (row[j], j))[: m - n]:
+                pruned[j] = True
+        mask.append(pruned)
+    return torch.tensor(mask, dtype=torch.bool).reshape(scores.shape)
 
 
 def choose(scores, sparsity, nm, per_row=True):

@@ -4,22 +4,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from script_loading import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("train_minilm_dlm", REPO / "scripts" / "train_minilm_dlm.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "train_minilm_dlm.py", "train_minilm_dlm")
 
 
 tm = _load_script()
