@@ -36,6 +36,8 @@ CONFIG = dict(
     d_model=512, n_heads=8, n_layers=4, mlp_hidden_size=1536, vocab_size=1024, embedding_size=1024,
     mask_token_id=1023, eos_token_id=1, pad_token_id=0, max_sequence_length=4096, rope_theta=10000.0,
 )
+# `--width 8b`: one block of LLaDA-8B's real width (the vocabulary kept small, so the LM head does not hide the blocks)
+CONFIG_8B = dict(CONFIG, d_model=4096, n_heads=32, n_layers=1, mlp_hidden_size=12288)
 VARIANTS = ("plain", "hooks", "interface")
 SMALL_CHUNK = 64  # forces many chunks at every length for the agreement check
 MMAP_THRESHOLD = 1 << 20
@@ -45,7 +47,13 @@ def build_model():
     from optimum_sinkprune.models import LLaDAConfig, LLaDAModelLM
 
     torch.manual_seed(0)
-    return LLaDAModelLM(LLaDAConfig(**CONFIG)).eval()
+    model = LLaDAModelLM(LLaDAConfig(**CONFIG)).eval()
+    if CONFIG["d_model"] > 1024:  # N(0, 1/in) weights: O(1) activations, a non-uniform attention at full width
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.normal_(0.0, module.in_features ** -0.5)
+    return model
 
 
 def call(model, variant: str, ids: torch.Tensor, chunk_size=None):
@@ -114,8 +122,15 @@ def main(argv=None) -> int:
         help="keep the timing rows of an existing attention_capture.json and re-measure the memory columns",
     )
     parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--width", choices=("d512", "8b"), default="d512",
+                        help="d512: the 4-layer d_model 512 model; 8b: one block of LLaDA-8B's width (d_model 4096, 32 "
+                             "heads, MLP 12288) with a small vocabulary; timing of plain vs interface only, written "
+                             "to attention_capture_8b_width.{json,md}")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.width == "8b":
+        CONFIG.update(CONFIG_8B)
+        return timing_only(args.seqs, args.repeats, args.output)
     if args.child:
         variant, seq, chunk = args.child
         peak_rss_child(variant, int(seq), int(chunk) or None)
@@ -184,6 +199,65 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     write_results(rows, args.repeats, args.output, memory=not args.no_memory)
+    return 0
+
+
+def timing_only(seqs: list[int], repeats: int, output: str) -> int:
+    """Plain forward vs interface capture, interleaved, at each length (the full-width mode: no hooks route, no
+    memory subprocesses; agreement only between the default chunk and 64-query chunks)."""
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(1)
+    model = build_model()
+    rows = []
+    for seq in tqdm(seqs, desc="sequence lengths"):
+        ids = torch.randint(2, 1000, (1, seq), generator=torch.Generator().manual_seed(seq))
+        call(model, "plain", ids[:, :64])  # lazy init out of the way
+        times = {"plain": [], "interface": []}
+        for _ in range(repeats):
+            for variant in times:
+                start = time.perf_counter()
+                out = call(model, variant, ids)
+                times[variant].append(time.perf_counter() - start)
+            captured = out
+        small = call(model, "interface", ids, chunk_size=SMALL_CHUNK) if seq <= 1024 else None
+        ratios = [t / p for t, p in zip(times["interface"], times["plain"])]
+        row = {"seq": seq, "plain_s": statistics.median(times["plain"]),
+               "interface_s": statistics.median(times["interface"]), "ratios": ratios,
+               "interface_overhead": statistics.median(ratios),
+               "interface_overhead_range": [min(ratios), max(ratios)],
+               "chunk64_vs_default_max_abs": None if small is None else float((small - captured).abs().max())}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    result = {"benchmark": "attention_capture_8b_width", "model": {"family": "LLaDA (random weights)", **CONFIG},
+              "batch": 1, "threads": 1, "repeats": repeats, "torch": torch.__version__,
+              "machine": platform.processor() or platform.machine(),
+              "load_average_at_write": os.getloadavg() if hasattr(os, "getloadavg") else None, "rows": rows}
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "attention_capture_8b_width.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    lines = [
+        "# Attention-mass capture at LLaDA-8B width",
+        "",
+        f"One LLaDA block of LLaDA-8B's width (d_model {CONFIG['d_model']}, {CONFIG['n_heads']} heads, MLP "
+        f"{CONFIG['mlp_hidden_size']}), vocabulary {CONFIG['vocab_size']} (small, so the output layer does not hide "
+        f"the block), random N(0, 1/in) weights, float32; batch 1, 1 CPU thread, torch {torch.__version__}; "
+        f"{repeats} interleaved rounds (plain, capture, plain, capture, ...). Overhead = time of "
+        "`attention_mass(per_head=True, method=\"interface\")` / time of a plain sdpa forward of the same round: "
+        "median and [min–max] of the rounds. Load average when written: "
+        f"{', '.join(f'{x:.2f}' for x in result['load_average_at_write'] or [])}.",
+        "",
+        "| seq | plain forward (s) | capture (s) | overhead, median [min–max] | max abs diff: 64-query chunks vs default |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        diff = "–" if r["chunk64_vs_default_max_abs"] is None else f"{r['chunk64_vs_default_max_abs']:.2e}"
+        lines.append(f"| {r['seq']} | {r['plain_s']:.2f} | {r['interface_s']:.2f} | {r['interface_overhead']:.2f}× "
+                     f"[{r['interface_overhead_range'][0]:.2f}–{r['interface_overhead_range'][1]:.2f}] | {diff} |")
+    lines += ["", "Regenerate: `python benchmarks/bench_attention_capture.py --width 8b --seqs 1024 4096 --repeats 3`."]
+    with open(os.path.join(output, "attention_capture_8b_width.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
