@@ -202,6 +202,18 @@ def main(argv=None) -> int:
     return 0
 
 
+def _save(output: str, stem: str, result: dict, lines: list[str]) -> None:
+    """Write `<stem>.json` and `<stem>.md` under `output` (the same record for both modes) and print the table."""
+    result.update(torch=torch.__version__, machine=platform.processor() or platform.machine(),
+                  load_average_at_write=os.getloadavg() if hasattr(os, "getloadavg") else None)
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, f"{stem}.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(output, f"{stem}.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def timing_only(seqs: list[int], repeats: int, output: str) -> int:
     """Plain forward vs interface capture, interleaved, at each length (the full-width mode: no hooks route, no
     memory subprocesses; agreement only between the default chunk and 64-query chunks)."""
@@ -230,12 +242,8 @@ def timing_only(seqs: list[int], repeats: int, output: str) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"benchmark": "attention_capture_8b_width", "model": {"family": "LLaDA (random weights)", **CONFIG},
-              "batch": 1, "threads": 1, "repeats": repeats, "torch": torch.__version__,
-              "machine": platform.processor() or platform.machine(),
-              "load_average_at_write": os.getloadavg() if hasattr(os, "getloadavg") else None, "rows": rows}
-    os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "attention_capture_8b_width.json"), "w") as f:
-        json.dump(result, f, indent=2)
+              "batch": 1, "threads": 1, "repeats": repeats, "rows": rows}
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
     lines = [
         "# Attention-mass capture at LLaDA-8B width",
         "",
@@ -245,7 +253,7 @@ def timing_only(seqs: list[int], repeats: int, output: str) -> int:
         f"{repeats} interleaved rounds (plain, capture, plain, capture, ...). Overhead = time of "
         "`attention_mass(per_head=True, method=\"interface\")` / time of a plain sdpa forward of the same round: "
         "median and [min–max] of the rounds. Load average when written: "
-        f"{', '.join(f'{x:.2f}' for x in result['load_average_at_write'] or [])}.",
+        f"{', '.join(f'{x:.2f}' for x in load)}.",
         "",
         "| seq | plain forward (s) | capture (s) | overhead, median [min–max] | max abs diff: 64-query chunks vs default |",
         "|---|---|---|---|---|",
@@ -255,9 +263,7 @@ def timing_only(seqs: list[int], repeats: int, output: str) -> int:
         lines.append(f"| {r['seq']} | {r['plain_s']:.2f} | {r['interface_s']:.2f} | {r['interface_overhead']:.2f}× "
                      f"[{r['interface_overhead_range'][0]:.2f}–{r['interface_overhead_range'][1]:.2f}] | {diff} |")
     lines += ["", "Regenerate: `python benchmarks/bench_attention_capture.py --width 8b --seqs 1024 4096 --repeats 3`."]
-    with open(os.path.join(output, "attention_capture_8b_width.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    _save(output, "attention_capture_8b_width", result, lines)
     return 0
 
 
@@ -274,14 +280,8 @@ def write_results(rows: list[dict], repeats: int, output: str, memory: bool) -> 
         "threads": 1,
         "repeats": repeats,
         "malloc_mmap_threshold": MMAP_THRESHOLD,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "load_average_at_write": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "rows": rows,
     }
-    os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "attention_capture.json"), "w") as f:
-        json.dump(result, f, indent=2)
     lines = [
         "# Attention-mass capture: overhead, agreement, memory",
         "",
@@ -319,9 +319,7 @@ def write_results(rows: list[dict], repeats: int, output: str, memory: bool) -> 
                 f"{r['hooks_full_chunk_peak_mib']:.0f} | {r['extra_scores_mib_chunked']:.0f} / "
                 f"{r['extra_scores_mib_full']:.0f} |"
             )
-    with open(os.path.join(output, "attention_capture.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    _save(output, "attention_capture", result, lines)
 
 
 if __name__ == "__main__":
