@@ -93,7 +93,7 @@ def _pruned(case: str, texts) -> SinkAwarePruner:
 SPARSEGPT_CASES = sorted(case for case in CASES if "sparsegpt" in case)
 SPARSEGPT_MASKS = Path(__file__).parent / "data" / "golden_sparsegpt_masks.json"
 MASK_SAMPLE = 2048  # positions per tensor
-MIN_AGREEMENT = {"2:4": 0.985, "unstructured": 0.998}
+MIN_AGREEMENT = {"2:4": 0.98, "unstructured": 0.996}  # measured spreads: see the module docstring
 
 
 @pytest.mark.parametrize("case", sorted(set(CASES) - set(SPARSEGPT_CASES)))
