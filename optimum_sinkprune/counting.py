@@ -41,25 +41,16 @@ def count_parameters(module: nn.Module) -> ParameterCount:
     Returns:
         `ParameterCount` (a named tuple `(params, zeros, nbytes)` with a `nonzero` property).
     """
-    from .offload import read_tensor
+    from .offload import parameter_values
 
     params = zeros = nbytes = 0
-    seen: set[int] = set()
-    for sub in module.modules():
-        for name, p in sub.named_parameters(recurse=False):
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            tensor = p.detach()
-            if p.device.type == "meta":
-                try:
-                    tensor = read_tensor(sub, name)
-                except ValueError:
-                    continue
-            params += tensor.numel()
-            # count_nonzero reduces in place; (t == 0).sum() would widen a full-size bool copy to int64
-            zeros += tensor.numel() - int(torch.count_nonzero(tensor))
-            nbytes += tensor.numel() * tensor.element_size()
+    for _, tensor in parameter_values(module):
+        if tensor.is_meta:  # offloaded with no value anywhere
+            continue
+        params += tensor.numel()
+        # count_nonzero reduces in place; (t == 0).sum() would widen a full-size bool copy to int64
+        zeros += tensor.numel() - int(torch.count_nonzero(tensor))
+        nbytes += tensor.numel() * tensor.element_size()
     return ParameterCount(params, zeros, nbytes)
 
 

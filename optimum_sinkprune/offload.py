@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,25 @@ def read_tensor(module: nn.Module, name: str, module_name: str | None = None) ->
                          "in memory nor on disk; load the model with a device map of devices, 'cpu' or 'disk' (with "
                          "offload_folder)")
     return value
+
+
+def parameter_values(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """`(full name, values)` of every parameter of `module`, tied ones once (in `named_parameters()` order): the
+    parameter's data, or for an accelerate-offloaded one (meta on the module) its value read from the CPU offload map
+    or the disk offload folder, one at a time; a meta parameter with no offloaded value is yielded as it is (meta)."""
+    seen: set[int] = set()
+    for module_name, sub in module.named_modules():
+        for name, param in sub.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            value = param.detach()
+            if param.device.type == META:
+                try:
+                    value = read_tensor(sub, name, module_name)
+                except ValueError:
+                    pass
+            yield (f"{module_name}.{name}" if module_name else name), value
 
 
 @torch.no_grad()

@@ -144,27 +144,6 @@ def first_non_finite(
     return None
 
 
-def _parameter_values(model: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
-    """`named_parameters()` with accelerate-offloaded ones (meta on the module) read from their offload map or folder,
-    one at a time, so offloaded weights are checked too; a meta parameter with no offloaded value stays meta (skipped
-    here; the placement check names it)."""
-    from .offload import offload_slot, read_tensor
-
-    seen: set[int] = set()  # tied parameters once, as `named_parameters()` gives them
-    for module_name, module in model.named_modules():
-        for name, param in module.named_parameters(recurse=False):
-            if id(param) in seen:
-                continue
-            seen.add(id(param))
-            full = f"{module_name}.{name}" if module_name else name
-            if param.is_meta and offload_slot(module, name) is not None:
-                try:
-                    param = read_tensor(module, name, module_name)
-                except ValueError:
-                    pass
-            yield full, param
-
-
 def check_finite_parameters(model: nn.Module, *, argument: str = "model") -> None:
     """Raise when a parameter (weights, biases, norm scales, embeddings; accelerate-offloaded ones read from memory or
     disk) holds NaN or inf, or a floating buffer holds NaN, naming the first one (in module order, then buffers).
@@ -177,7 +156,9 @@ def check_finite_parameters(model: nn.Module, *, argument: str = "model") -> Non
         `NonFiniteWeightsError` (a `FloatingPointError` and a `ValueError`): naming the parameter, its shape and how
             many NaN / inf values it holds.
     """
-    bad = first_non_finite(_parameter_values(model), kind="parameter")
+    from .offload import parameter_values
+
+    bad = first_non_finite(parameter_values(model), kind="parameter")
     if bad is None:
         bad = first_non_finite(model.named_buffers(), kind="buffer", allow_inf=True)
     if bad is None:
