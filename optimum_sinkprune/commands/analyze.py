@@ -64,7 +64,7 @@ def tokenize_texts(
     inputs, [CLS] … [SEP] around each text; right-padded) and the padding mask."""
     import torch
 
-    from ..calibration.data import input_framing
+    from ..calibration.data import input_framing, pad_rows
 
     opening, closing = input_framing(model, tokenizer, bos_token_id=getattr(tokenizer, "bos_token_id", None))
     pad = getattr(tokenizer, "pad_token_id", None)
@@ -81,13 +81,8 @@ def tokenize_texts(
         raise ValueError("no text produced at least 2 tokens; check --data")
     if len(rows) < num_samples:
         logger.warning("only %d of the requested %d samples are available", len(rows), num_samples)
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
+    batch = pad_rows([torch.tensor(r, dtype=torch.long) for r in rows], pad)
+    return batch.input_ids, batch.attention_mask
 
 
 def _check_args(args: argparse.Namespace) -> None:
