@@ -140,33 +140,14 @@ def allocate(
     Returns:
         {layer: sorted unit indices} (layers with nothing removed are omitted).
     """
-    if allocation not in ALLOCATIONS:
-        raise ValueError(f"allocation={allocation!r} is not one of {ALLOCATIONS}")
-    orders = [_order(s)[: max(c, 0)] for s, c in zip(scores, capacity)]
-    available = sum(len(o) for o in orders)
-    if total > available:
-        raise ValueError(f"cannot remove {total} units: only {available} are removable under the per-layer limits")
+    order = removal_order(scores, capacity=capacity, allocation=allocation)
+    if total > len(order):
+        raise ValueError(f"cannot remove {total} units: only {len(order)} are removable under the per-layer limits")
     counts = [0] * len(scores)
-    if allocation == "global":
-        ranked = sorted(
-            ((float(scores[layer][u]), layer, u) for layer, order in enumerate(orders) for u in order),
-            key=lambda x: (x[0], x[1], x[2]),
-        )
-        for _, layer, _u in ranked[:total]:
-            counts[layer] += 1
-    else:
-        left = total
-        while left > 0:
-            open_layers = [i for i in range(len(orders)) if counts[i] < len(orders[i])]
-            if len(open_layers) <= left:
-                for i in open_layers:
-                    counts[i] += 1
-                left -= len(open_layers)
-            else:  # a partial round: the layers whose next candidate scores lowest
-                nxt = sorted(open_layers, key=lambda i: (float(scores[i][orders[i][counts[i]]]), i))
-                for i in nxt[:left]:
-                    counts[i] += 1
-                left = 0
+    for layer, _ in order[:total]:
+        counts[layer] += 1
+    # each layer's lowest-scored units, as many as the order takes from it
+    orders = [_order(s)[: max(c, 0)] for s, c in zip(scores, capacity)]
     return {layer: sorted(orders[layer][: counts[layer]]) for layer in range(len(orders)) if counts[layer]}
 
 
