@@ -227,13 +227,13 @@ class SinkAwareQuantizer(WeightEditor):
         targets = select_targets(self.model, self.adapter, calibration.targets, calibration.ignore)
         for name, layer in targets.items():
             check_group_size(config.grid(), name, layer.in_features)
-        dtype = next(iter(targets.values())).weight.dtype
+        dtype = next(iter(targets.values())).weight.dtype  # an offloaded (meta) parameter keeps its dtype
         grid = config.grid(scale_dtype=dtype)
         report = QuantizationReport(config.method, config.bits, config.group_size,
                                     joint_pruning=pruning.method if pruning is not None else None,
                                     layers=list(targets))
         total = sum(layer.weight.numel() for layer in targets.values())
-        zeros_before = sum(int((layer.weight == 0).sum()) for layer in targets.values())
+        zeros_before = sum(_weight_zeros(layer) for layer in targets.values())
         pruned: list[int] = []  # per layer, the joint pass's mask size
         errors: list[float] = []
         results: dict[str, torch.Tensor] = {}
@@ -255,7 +255,7 @@ class SinkAwareQuantizer(WeightEditor):
             clear_scales(self.model)
 
         self._journaled(journal, apply, undo)
-        zeros = sum(int((layer.weight == 0).sum()) for layer in targets.values())
+        zeros = sum(_weight_zeros(layer) for layer in targets.values())
         report.sparsity = (sum(pruned) if pruning is not None else zeros_before) / total
         report.zero_fraction = zeros / total
         report.mean_relative_error = sum(errors) / len(errors)
@@ -323,6 +323,14 @@ class SinkAwareQuantizer(WeightEditor):
             pruning = {"method": f"{self.config.method}-int{self.config.bits}"}
         pruning = {**pruning, "quantization": self.config.to_dict()}
         return self._save(save_directory, pruning, overwrite=overwrite, save_format=save_format, **card_kwargs)
+
+
+def _weight_zeros(layer: nn.Module) -> int:
+    """Zeros of `layer.weight`, read where it lives (an accelerate-offloaded weight is a meta tensor on the layer)."""
+    from .methods import read_weight
+
+    weight = read_weight(layer)
+    return weight.numel() - int(torch.count_nonzero(weight))
 
 
 def torchao_int8_config():

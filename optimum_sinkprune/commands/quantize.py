@@ -27,7 +27,8 @@ def _group_size(text: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli import add_calibration_output_arguments, add_loading_arguments, model_argument_help
+    from .cli import (add_calibration_output_arguments, add_loading_arguments, add_placement_arguments,
+                      model_argument_help)
 
     # choices and defaults are the library's (the config dataclass, the registry), which import torch: only when this
     # subcommand is used
@@ -68,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{QUANTIZED!r}: int values and scales (compressed-tensors); {DENSE!r}: the rounded "
                              "weights as plain floats")
     add_loading_arguments(parser)
+    add_placement_arguments(parser)
 
 
 def _configs(args: argparse.Namespace):
@@ -119,15 +121,16 @@ def run(args: argparse.Namespace) -> int:
     from ..hub.load import load_model_and_tokenizer
     from ..hub.save import check_save_directory
     from ..quantization import SinkAwareQuantizer
-    from .cli import default_calibration_texts, progress_enabled
+    from .cli import default_calibration_texts, placement_kwargs, progress_enabled
 
     config, pruning = _configs(args)
+    placement = placement_kwargs(args)  # refused here, before anything is written or loaded
     check_save_directory(args.output, overwrite=args.overwrite, argument="--output",
                          remedy="pass --overwrite to replace it")
     if args.save_format == QUANTIZED:
         check_compressed_tensors("--save-format quantized")  # before an hour of calibration, not at the save
     model, tokenizer = load_model_and_tokenizer(args.model, trust_remote_code=args.trust_remote_code,
-                                                dtype=args.dtype, tokenizer_required=False)
+                                                dtype=args.dtype, tokenizer_required=False, **placement)
     quantizer = SinkAwareQuantizer(model, tokenizer)
     data = None
     if config.hessian_method is not None:  # RTN reads no data

@@ -36,7 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -234,6 +235,24 @@ def _stored_name(names: list[str], tied_targets) -> str:
     return next((n for n in names if n not in tied_targets), names[0])
 
 
+def _real(model: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` (the entry `name` of `model`'s state dict or parameters), or where it is an accelerate-offloaded meta
+    tensor, its value read from the CPU offload map or the disk offload folder."""
+    if not tensor.is_meta:
+        return tensor
+    from ..offload import read_tensor
+
+    prefix, _, attr = name.rpartition(".")
+    return read_tensor(model.get_submodule(prefix) if prefix else model, attr, prefix or None)
+
+
+def _state_dict_values(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """`model.state_dict()` entry by entry, offloaded ones read where they live (one at a time, so a disk-offloaded
+    model is never in memory whole)."""
+    for name, tensor in model.state_dict().items():
+        yield name, _real(model, name, tensor)
+
+
 def plan_quantized_storage(model: nn.Module) -> QuantPlan | None:
     """The quantized storage of `model` (quantized by `SinkAwareQuantizer`), or None when nothing is quantized.
 
@@ -255,9 +274,11 @@ def plan_quantized_storage(model: nn.Module) -> QuantPlan | None:
     aliases = _parameter_aliases(model)
     shared = any(len(aliases.get(id(layer.weight), ())) > 1 for layer in layers.values())
     params = dict(model.named_parameters(remove_duplicate=False))
-    weights = [layer.weight for layer in layers.values()] + [params[name] for name in packed]
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    total = sum(w.numel() for w in weights)
+    zeros = total = 0
+    for name in [f"{layer}.weight" for layer in layers] + list(packed):
+        values = _real(model, name, params[name])  # one at a time: offloaded weights are read from where they live
+        zeros += values.numel() - int(torch.count_nonzero(values))
+        total += values.numel()
     layout = SINK_PACK_QUANTIZED if packed or shared else PACK_QUANTIZED
     return QuantPlan(bits=int(settings["bits"]), group_size=settings.get("group_size"), targets=tuple(layers),
                      sparsity=zeros / total, format=layout, packed_targets=tuple(packed),
@@ -303,7 +324,7 @@ def quantized_state_dict(model: nn.Module, plan: QuantPlan) -> dict[str, torch.T
     modules = dict(model.named_modules())
     targets = set(plan.targets)
     out = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in _state_dict_values(model):
         prefix, _, param = name.rpartition(".")
         if param == "weight" and prefix in targets:
             scale = getattr(modules[prefix], SCALE_BUFFER).detach().cpu()
@@ -373,11 +394,10 @@ def sink_quantized_state_dict(model: nn.Module, plan: QuantPlan) -> tuple[dict[s
     for key, (param, scales) in quantized.items():
         stored = _stored_name(aliases[key], tied_targets)
         keys.append(stored)
+        values = _real(model, aliases[key][0], param)
         out.update({f"{stored}{suffix}": t
-                    for suffix, t in pack_parameter(param, scales, plan.bits, plan.group_size).items()})
-    for name, tensor in model.state_dict().items():
-        if name not in dropped:
-            out[name] = tensor
+                    for suffix, t in pack_parameter(values, scales, plan.bits, plan.group_size).items()})
+    out.update((name, tensor) for name, tensor in _state_dict_values(model) if name not in dropped)
     return out, keys
 
 
@@ -544,14 +564,12 @@ def sink_sparse_state_dict(model: nn.Module, plan: SparsePlan) -> dict[str, torc
     for key in plan.targets:
         param = params[key]
         dropped.update(aliases[id(param)])
-        rows = param.detach().cpu().reshape(-1, param.shape[-1])
+        rows = _real(model, key, param).detach().cpu().reshape(-1, param.shape[-1])
         mask = rows != 0
         out[f"{key}_values"] = rows[mask].contiguous()
         out[f"{key}_bitmask"] = pack_bitmask(mask)
         out[f"{key}_shape"] = torch.tensor(list(param.shape), dtype=torch.int64)
-    for name, tensor in model.state_dict().items():
-        if name not in dropped:
-            out[name] = tensor
+    out.update((name, tensor) for name, tensor in _state_dict_values(model) if name not in dropped)
     return out
 
 
@@ -593,13 +611,9 @@ def compressed_state_dict(model: nn.Module, plan: SparsePlan) -> dict[str, torch
     compress = two_four_compress if plan.format == SPARSE_24_BITMASK else bitmask_compress
     targets = set(plan.targets)
     out = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in _state_dict_values(model):
         prefix, _, param = name.rpartition(".")
         if param == "weight" and prefix in targets:
-            if tensor.is_meta:  # offloaded by accelerate (CPU or disk): its real values
-                from ..methods import read_weight
-
-                tensor = read_weight(model.get_submodule(prefix))
             out.update({f"{prefix}.{k}": v for k, v in compress(tensor).items()})
         else:
             out[name] = tensor
@@ -623,7 +637,10 @@ def write_compressed_checkpoint(model: nn.Module, folder: str | Path, plan: Spar
         state_dict, qconfig = quantized_state_dict(model, plan), quantization_config(plan)
     else:
         state_dict, qconfig = compressed_state_dict(model, plan), sparsity_config(plan)
-    model.save_pretrained(folder, max_shard_size=max_shard_size, state_dict=state_dict)
+    with warnings.catch_warnings():
+        # every offloaded tensor was read above: transformers' advice on saving offloaded modules does not apply
+        warnings.filterwarnings("ignore", message="Attempting to save a model with offloaded modules")
+        model.save_pretrained(folder, max_shard_size=max_shard_size, state_dict=state_dict)
     config_path = Path(folder) / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config.pop(STORAGE_KEY, None)

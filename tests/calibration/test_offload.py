@@ -288,3 +288,46 @@ def test_attention_mass_of_a_model_with_its_embedding_on_disk(checkpoint, tmp_pa
                            offload_dir=str(tmp_path / "dat"))
     assert model.get_input_embeddings().weight.is_meta
     assert torch.allclose(attention_mass(model, ids), expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# quantizing and compressed saving of offloaded models
+# ------------------------------------------------------------------------------------------------------------------
+def _file_bytes(folder) -> bytes:
+    return (folder / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("method", ["rtn", "gptq", "sink_gptq"])
+def test_offloaded_model_quantizes_and_saves_like_memory(checkpoint, tmp_path, method):
+    """Quantizing a model with blocks on disk gives the in-memory weights, and its quantized checkpoint is the same
+    file byte for byte (offloaded tensors are read where they live, one at a time)."""
+    from optimum_sinkprune import QuantizationConfig, SinkAwareQuantizer
+
+    config = QuantizationConfig(method=method, bits=4, group_size=32, num_samples=3, seq_len=16)
+    dense = SinkAwareQuantizer(load_model(checkpoint, dtype="float32"))
+    dense.quantize(config, _ids(), progress=False)
+    offloaded = SinkAwarePruner.from_pretrained(checkpoint, dtype="float32", device_map=CPU_DISK,
+                                                offload_folder=str(tmp_path / "offload"))
+    assert offloaded.model.get_submodule(f"{BLOCKS}.1.q_proj").weight.is_meta
+    quantizer = SinkAwareQuantizer(offloaded.model)
+    _, report = quantizer.quantize(config, _ids(), progress=False)
+    _assert_same_weights(_weights(offloaded.model), _weights(dense.model))
+    assert report.zero_fraction == dense.report.zero_fraction
+    quantizer.save_pretrained(tmp_path / "offloaded")
+    dense.save_pretrained(tmp_path / "memory")
+    assert _file_bytes(tmp_path / "offloaded") == _file_bytes(tmp_path / "memory")
+
+
+def test_offloaded_pruned_model_saves_compressed_like_memory(checkpoint, tmp_path):
+    """The sparse (bitmask) checkpoint of a pruned model with blocks on disk: the norms of the disk blocks are read
+    from the offload folder, and the file is the in-memory model's byte for byte."""
+    config = SinkAwarePruningConfig(method="wanda", **SMALL)
+    dense = SinkAwarePruner(load_model(checkpoint, dtype="float32"))
+    dense.prune(config, _ids(), progress=False)
+    offloaded = SinkAwarePruner.from_pretrained(checkpoint, dtype="float32", device_map=CPU_DISK,
+                                                offload_folder=str(tmp_path / "offload"))
+    assert offloaded.model.get_submodule(f"{BLOCKS}.3.attn_norm").weight.is_meta
+    offloaded.prune(config, _ids(), progress=False)
+    offloaded.save_pretrained(tmp_path / "offloaded", save_format="compressed")
+    dense.save_pretrained(tmp_path / "memory", save_format="compressed")
+    assert _file_bytes(tmp_path / "offloaded") == _file_bytes(tmp_path / "memory")

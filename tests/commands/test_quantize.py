@@ -158,3 +158,37 @@ def test_quantize_help_shows_the_config_defaults(capsys):
     assert f"(default: {defaults.group_size})" in text and "(default: 0)" in text  # the seed
     for flag in ("--prune", "--save-format", "--trust-remote-code", "--no-progress", "--overwrite"):
         assert flag in text
+
+
+# the 2-block tiny LLaDA of tiny_llada_checkpoint: the second block goes to disk
+_BLOCKS = "model.transformer.blocks"
+_CPU_DISK = {"model.transformer.wte": "cpu", f"{_BLOCKS}.0": "cpu", f"{_BLOCKS}.1": "disk",
+             "model.transformer.ln_f": "cpu", "model.transformer.ff_out": "cpu"}
+
+
+def _quantize_small(base, text, out, *extra):
+    return main(["quantize", str(base), "--method", "gptq", "--bits", "4", "--group-size", "32", "--num-samples", "2",
+                 "--seq-len", "32", "--dtype", "float32", "--data", str(text), "--output", str(out), "--no-progress",
+                 *extra])
+
+
+def test_cpu_and_disk_placement_quantizes_like_memory(tmp_path, capsys):
+    from tiny_llada_checkpoint import save_tiny_llada
+
+    base = save_tiny_llada(tmp_path / "base")
+    text = tmp_path / "calib.txt"
+    text.write_text("In the beginning God created the heaven and the earth. " * 40)
+    assert _quantize_small(base, text, tmp_path / "mem") == 0
+    assert _quantize_small(base, text, tmp_path / "off", "--device-map", json.dumps(_CPU_DISK),
+                           "--offload-folder", str(tmp_path / "offload")) == 0, capsys.readouterr().err
+    assert any((tmp_path / "offload").iterdir())  # the disk block's quantized weights were written there
+    assert (tmp_path / "off" / "model.safetensors").read_bytes() == (tmp_path / "mem" / "model.safetensors").read_bytes()
+
+    # a disk placement without a folder is refused before anything is written
+    assert _quantize_small(base, text, tmp_path / "o", "--device-map", json.dumps(_CPU_DISK)) == 2
+    err = capsys.readouterr().err
+    assert "on 'disk' but offload_folder is not given" in err and f"{_BLOCKS}.1" in err
+    assert not (tmp_path / "o").exists()
+    assert _quantize_small(base, text, tmp_path / "o", "--offload-folder", str(tmp_path / "x")) == 2
+    assert "--offload-folder needs --device-map" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()
