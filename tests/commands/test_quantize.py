@@ -172,6 +172,7 @@ def _quantize_small(base, text, out, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 def test_cpu_and_disk_placement_quantizes_like_memory(tmp_path, capsys):
     from tiny_llada_checkpoint import save_tiny_llada
 
