@@ -28,6 +28,12 @@ class ParameterCount(NamedTuple):
         return self.params - self.zeros
 
 
+def count_zeros(tensor: torch.Tensor) -> int:
+    """Elements of `tensor` equal to zero (count_nonzero reduces in place; `(t == 0).sum()` would widen a full-size
+    bool copy to int64)."""
+    return tensor.numel() - int(torch.count_nonzero(tensor))
+
+
 def count_parameters(module: nn.Module) -> ParameterCount:
     """Parameters, zeros and bytes of `module` (a model, a block list, one layer).
 
@@ -48,10 +54,9 @@ def count_parameters(module: nn.Module) -> ParameterCount:
         if tensor.is_meta:  # offloaded with no value anywhere
             continue
         params += tensor.numel()
-        # count_nonzero reduces in place; (t == 0).sum() would widen a full-size bool copy to int64
-        zeros += tensor.numel() - int(torch.count_nonzero(tensor))
+        zeros += count_zeros(tensor)
         nbytes += tensor.numel() * tensor.element_size()
     return ParameterCount(params, zeros, nbytes)
 
 
-__all__ = ["ParameterCount", "count_parameters"]
+__all__ = ["ParameterCount", "count_parameters", "count_zeros"]

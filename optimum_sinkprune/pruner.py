@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .configuration import SinkAwarePruningConfig
+from .counting import count_zeros
 from .editing import CalibrationRun, WeightEditor, select_targets
 from .editing import WeightJournal as _WeightJournal  # its name here before the quantizer shared it
 from .registry import get_method
@@ -337,7 +338,7 @@ class SinkAwarePruner(WeightEditor):
             raise FloatingPointError(f"SparseGPT reconstruction of layer {name!r} produced NaN/inf")
         journal.record(name, layer)
         if zeros_before is not None:
-            zeros_before[name] = weight.numel() - int(torch.count_nonzero(weight))
+            zeros_before[name] = count_zeros(weight)
         apply_mask(layer, mask, new_weight)
 
     def _prune_structured(self, config, calibration_dataset, save_dir, start, before, progress):
@@ -405,7 +406,7 @@ class SinkAwarePruner(WeightEditor):
         layers = []
         for name, layer in targets.items():
             w = read_weight(layer)
-            layers.append(LayerSparsity(name, tuple(w.shape), w.numel(), w.numel() - int(torch.count_nonzero(w))))
+            layers.append(LayerSparsity(name, tuple(w.shape), w.numel(), count_zeros(w)))
         if targets and zeros_before is not None and set(zeros_before) >= set(targets):
             params = before[0]
             zeros = before[1] + sum(layer.zeros - zeros_before[layer.name] for layer in layers)

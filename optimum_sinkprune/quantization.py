@@ -327,10 +327,10 @@ class SinkAwareQuantizer(WeightEditor):
 
 def _weight_zeros(layer: nn.Module) -> int:
     """Zeros of `layer.weight`, read where it lives (an accelerate-offloaded weight is a meta tensor on the layer)."""
+    from .counting import count_zeros
     from .methods import read_weight
 
-    weight = read_weight(layer)
-    return weight.numel() - int(torch.count_nonzero(weight))
+    return count_zeros(read_weight(layer))
 
 
 def torchao_int8_config():

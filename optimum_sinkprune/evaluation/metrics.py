@@ -7,7 +7,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 
 EVAL_EXTRA_HINT = 'install the evaluation extra: pip install "optimum-sinkprune[eval]"'
@@ -75,11 +74,14 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def count_block_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, nonzero) weight counts of the prunable block linears (the adapter's `linear_layers`)."""
     from ..adapters import get_adapter
+    from ..counting import count_zeros
+    from ..methods import read_weight
 
     total = nonzero = 0
     for layer in get_adapter(model).linear_layers(model).values():
-        total += layer.weight.numel()
-        nonzero += int(torch.count_nonzero(layer.weight.detach()))
+        weight = read_weight(layer)  # an accelerate-offloaded weight is a meta tensor on the layer
+        total += weight.numel()
+        nonzero += weight.numel() - count_zeros(weight)
     return total, nonzero
 
 

@@ -45,6 +45,7 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
+from ..counting import count_zeros
 from ..models.modeling_sparse_storage import (
     _HUB_KWARGS,
     QUANT_METHOD,
@@ -277,7 +278,7 @@ def plan_quantized_storage(model: nn.Module) -> QuantPlan | None:
     zeros = total = 0
     for name in [f"{layer}.weight" for layer in layers] + list(packed):
         values = _real(model, name, params[name])  # one at a time: offloaded weights are read from where they live
-        zeros += values.numel() - int(torch.count_nonzero(values))
+        zeros += count_zeros(values)
         total += values.numel()
     layout = SINK_PACK_QUANTIZED if packed or shared else PACK_QUANTIZED
     return QuantPlan(bits=int(settings["bits"]), group_size=settings.get("group_size"), targets=tuple(layers),

@@ -91,6 +91,9 @@ def test_cpu_and_disk_device_map_prunes_like_memory(checkpoint, tmp_path, method
     # the report counts the same zeros
     assert offloaded.report.model_zeros == dense.report.model_zeros
     assert count_parameters(model) == count_parameters(dense.model)
+    from optimum_sinkprune.evaluation.metrics import count_block_parameters
+
+    assert count_block_parameters(model) == count_block_parameters(dense.model)  # the evaluation table's counts
 
 
 def test_dispatched_bfloat16_dat_files_and_restore_on_error(checkpoint, tmp_path):
