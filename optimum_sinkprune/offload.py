@@ -101,6 +101,15 @@ def read_tensor(module: nn.Module, name: str, module_name: str | None = None) ->
     return value
 
 
+def named_value(model: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor`, the entry `name` of `model`'s state dict or parameters, as a real tensor: itself, or for an
+    accelerate-offloaded one (meta) its value read with `read_tensor` (a fresh copy for disk offload)."""
+    if not tensor.is_meta:
+        return tensor
+    prefix, _, attr = name.rpartition(".")
+    return read_tensor(model.get_submodule(prefix) if prefix else model, attr, prefix or None)
+
+
 def parameter_values(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """`(full name, values)` of every parameter of `module`, tied ones once (in `named_parameters()` order): the
     parameter's data, or for an accelerate-offloaded one (meta on the module) its value read from the CPU offload map
@@ -352,6 +361,7 @@ def module_bytes(module: nn.Module, dtype: torch.dtype | None = None) -> int:
 
 
 __all__ = [
+    "named_value",
     "DISK",
     "META",
     "OffloadSlot",

@@ -56,6 +56,7 @@ from ..models.modeling_sparse_storage import (
     read_weight_files,
     two_four_compress,
 )
+from ..offload import named_value
 
 logger = logging.getLogger(__name__)
 
@@ -236,22 +237,11 @@ def _stored_name(names: list[str], tied_targets) -> str:
     return next((n for n in names if n not in tied_targets), names[0])
 
 
-def _real(model: nn.Module, name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """`tensor` (the entry `name` of `model`'s state dict or parameters), or where it is an accelerate-offloaded meta
-    tensor, its value read from the CPU offload map or the disk offload folder."""
-    if not tensor.is_meta:
-        return tensor
-    from ..offload import read_tensor
-
-    prefix, _, attr = name.rpartition(".")
-    return read_tensor(model.get_submodule(prefix) if prefix else model, attr, prefix or None)
-
-
 def _state_dict_values(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """`model.state_dict()` entry by entry, offloaded ones read where they live (one at a time, so a disk-offloaded
     model is never in memory whole)."""
     for name, tensor in model.state_dict().items():
-        yield name, _real(model, name, tensor)
+        yield name, named_value(model, name, tensor)
 
 
 def plan_quantized_storage(model: nn.Module) -> QuantPlan | None:
@@ -277,7 +267,7 @@ def plan_quantized_storage(model: nn.Module) -> QuantPlan | None:
     params = dict(model.named_parameters(remove_duplicate=False))
     zeros = total = 0
     for name in [f"{layer}.weight" for layer in layers] + list(packed):
-        values = _real(model, name, params[name])  # one at a time: offloaded weights are read from where they live
+        values = named_value(model, name, params[name])  # one at a time (offloaded: read from where it lives)
         zeros += count_zeros(values)
         total += values.numel()
     layout = SINK_PACK_QUANTIZED if packed or shared else PACK_QUANTIZED
@@ -395,7 +385,7 @@ def sink_quantized_state_dict(model: nn.Module, plan: QuantPlan) -> tuple[dict[s
     for key, (param, scales) in quantized.items():
         stored = _stored_name(aliases[key], tied_targets)
         keys.append(stored)
-        values = _real(model, aliases[key][0], param)
+        values = named_value(model, aliases[key][0], param)
         out.update({f"{stored}{suffix}": t
                     for suffix, t in pack_parameter(values, scales, plan.bits, plan.group_size).items()})
     out.update((name, tensor) for name, tensor in _state_dict_values(model) if name not in dropped)
@@ -565,7 +555,7 @@ def sink_sparse_state_dict(model: nn.Module, plan: SparsePlan) -> dict[str, torc
     for key in plan.targets:
         param = params[key]
         dropped.update(aliases[id(param)])
-        rows = _real(model, key, param).detach().cpu().reshape(-1, param.shape[-1])
+        rows = named_value(model, key, param).detach().cpu().reshape(-1, param.shape[-1])
         mask = rows != 0
         out[f"{key}_values"] = rows[mask].contiguous()
         out[f"{key}_bitmask"] = pack_bitmask(mask)
