@@ -48,25 +48,60 @@ class OffloadSlot:
     folder: str | None
 
 
-def offload_slot(module: nn.Module, name: str) -> OffloadSlot | None:
-    """The slot of `module`'s parameter `name` in its accelerate hook's weights map, or None without one."""
+def _weights_map(module: nn.Module) -> Mapping | None:
+    """The weights map of `module`'s accelerate hook, or None without one."""
     hook = getattr(module, "_hf_hook", None)
     # a chain of hooks (`add_hook_to_module(..., append=True)`): the one that offloads
     hooks = list(getattr(hook, "hooks", ())) or [hook]
-    weights_map = next((h.weights_map for h in hooks if getattr(h, "weights_map", None) is not None), None)
-    if weights_map is None:
-        return None
-    key = name
-    mapping = weights_map
-    while hasattr(mapping, "dataset") and hasattr(mapping, "prefix"):  # PrefixedDataset (possibly nested)
+    return next((h.weights_map for h in hooks if getattr(h, "weights_map", None) is not None), None)
+
+
+def _unwrap(mapping: Mapping, key: str = "") -> tuple[Mapping, str]:
+    """The base mapping under accelerate's `PrefixedDataset` wrappers (possibly nested) and `key` in it."""
+    while hasattr(mapping, "dataset") and hasattr(mapping, "prefix"):
         key = f"{mapping.prefix}{key}"
         mapping = mapping.dataset
+    return mapping, key
+
+
+def offload_slot(module: nn.Module, name: str) -> OffloadSlot | None:
+    """The slot of `module`'s parameter `name` in its accelerate hook's weights map, or None without one."""
+    weights_map = _weights_map(module)
+    if weights_map is None:
+        return None
+    mapping, key = _unwrap(weights_map, name)
     in_memory = getattr(mapping, "state_dict", None)
     index = getattr(mapping, "index", None)
     if index is not None and not (isinstance(in_memory, Mapping) and key in in_memory):
         folder = getattr(mapping, "save_folder", None)
         return OffloadSlot(mapping, key, True, os.fspath(folder) if folder is not None else None)
     return OffloadSlot(mapping, key, False, None)
+
+
+def offload_sources(model: nn.Module) -> list[str]:
+    """The files and folders from which `model`'s disk-offloaded weights are read on every use (absolute paths,
+    sorted): each offload folder (its `.dat` files and `index.json`) and each checkpoint file that accelerate
+    offloads from in place (the `safetensors_file` of an index entry). Deleting or replacing one of them breaks the
+    model's next forward; empty for a model without disk offload."""
+    paths: set[str] = set()
+    seen: set[int] = set()
+    for module in model.modules():
+        weights_map = _weights_map(module)
+        if weights_map is None:
+            continue
+        mapping, _ = _unwrap(weights_map)
+        index = getattr(mapping, "index", None)
+        if id(mapping) in seen or index is None:  # CPU offload (a dict in memory) reads no file
+            continue
+        seen.add(id(mapping))
+        folder = getattr(mapping, "save_folder", None)
+        if folder is not None:
+            paths.add(os.path.abspath(folder))
+        for entry in index.values():
+            source = entry.get("safetensors_file") if isinstance(entry, Mapping) else None
+            if source:
+                paths.add(os.path.abspath(source))
+    return sorted(paths)
 
 
 def _describe(module: nn.Module, module_name: str | None) -> str:
@@ -371,6 +406,7 @@ __all__ = [
     "check_offloaded_modules",
     "module_bytes",
     "offload_slot",
+    "offload_sources",
     "parse_max_memory",
     "read_tensor",
     "update_offload_index",

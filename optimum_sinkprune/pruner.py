@@ -277,7 +277,7 @@ class SinkAwarePruner(WeightEditor):
             from .hub.save import check_save_directory
 
             check_save_directory(save_dir, argument="save_dir", remedy="pass an empty or new folder, or prune "
-                                 "without save_dir and call save_pretrained(path, overwrite=True)")
+                                 "without save_dir and call save_pretrained(path, overwrite=True)", model=self.model)
         start = time.perf_counter()
         self.model.eval()
         before = _parameter_counts(self.model)

@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     load_kwargs = {"dtype": args.dtype} if args.dtype else {}
     load_kwargs.update(placement_kwargs(args))
     pruner = SinkAwarePruner.from_pretrained(args.model, trust_remote_code=args.trust_remote_code, **load_kwargs)
+    # again with the model: the output must not hold the files its disk-offloaded weights are read from
+    check_save_directory(args.output, overwrite=args.overwrite, argument="--output",
+                         remedy="pass --overwrite to replace it", model=pruner.model)
     dense = copy.deepcopy(pruner.model) if args.evaluate else None  # the reference, timed beside the pruned model
     if args.preset == "paper":
         from ..presets import paper_calibration_data

@@ -131,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
         check_compressed_tensors("--save-format quantized")  # before an hour of calibration, not at the save
     model, tokenizer = load_model_and_tokenizer(args.model, trust_remote_code=args.trust_remote_code,
                                                 dtype=args.dtype, tokenizer_required=False, **placement)
+    # again with the model: the output must not hold the files its disk-offloaded weights are read from
+    check_save_directory(args.output, overwrite=args.overwrite, argument="--output",
+                         remedy="pass --overwrite to replace it", model=model)
     quantizer = SinkAwareQuantizer(model, tokenizer)
     data = None
     if config.hessian_method is not None:  # RTN reads no data

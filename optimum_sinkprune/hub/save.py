@@ -33,6 +33,7 @@ from .compressed import resolve_save_format
 
 from ..configuration import write_pruning_config
 from ..counting import count_parameters
+from ..offload import offload_sources
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def check_save_directory(
     overwrite: bool = False,
     argument: str = "save_directory",
     remedy: str | None = None,
+    model: nn.Module | None = None,
 ) -> Path:
     r"""Check that a checkpoint can be saved to `save_directory`: the check `save_pruned_model` makes, for callers to
     run before any long work (pruning, calibration) so that a bad destination fails first.
@@ -145,6 +147,9 @@ def check_save_directory(
             (`"save_dir"`, `"--output"`).
         remedy (`str`, *optional*): what the message tells the user to do about a non-empty folder; defaults to
             passing `overwrite=True` (CLI: `--overwrite`).
+        model (`nn.Module`, *optional*): the model to be saved; a folder that holds files its disk-offloaded weights
+            are read from (its offload folder, or the checkpoint it was offloaded from in place) is refused, since
+            replacing the folder would delete them while the model still uses them.
 
     Returns:
         `Path`: the absolute path of the destination.
@@ -153,10 +158,13 @@ def check_save_directory(
         `ValueError`: not a path, or a folder name longer than the file system allows.
         `FileExistsError`: the path is a file, a parent is a file, or the folder is not empty and `overwrite` is False.
         `PermissionError`: the folder that would hold the checkpoint is not writable.
+        `ValueError`: the folder holds files `model` reads its offloaded weights from.
     """
     target = _save_target(save_directory, argument)
     if not isinstance(overwrite, bool):
         raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
+    if model is not None:
+        _check_not_read_from(model, target, argument)
     recover_interrupted_save(target)
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{argument}={str(target)!r} exists and is not a directory; choose a folder path")
@@ -174,6 +182,20 @@ def check_save_directory(
     if not os.access(holder, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, f"{argument}={str(target)!r}: the folder {str(holder)!r} is not writable")
     return target
+
+
+def _check_not_read_from(model: nn.Module, target: Path, argument: str) -> None:
+    """Refuse a destination that holds files the model reads its disk-offloaded weights from: the save replaces the
+    folder (the old one is deleted), so the model's next forward would find them gone."""
+    roots = (target, target.resolve())  # the folder by its own name and through any link
+    inside = [path for path in offload_sources(model)
+              if any(Path(path).is_relative_to(root) or Path(path).resolve().is_relative_to(root) for root in roots)]
+    if inside:
+        shown = ", ".join(repr(path) for path in inside[:3]) + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
+        raise ValueError(
+            f"{argument}={str(target)!r} holds files this model reads its disk-offloaded weights from on every use "
+            f"({shown}); saving there would replace the folder and delete them. Save to another folder."
+        )
 
 
 def _validate_arguments(pruning_config, sink_report_json, plots, max_shard_size) -> None:
@@ -752,7 +774,8 @@ def save_pruned_model(
 
     Raises:
         `FileExistsError`: `save_directory` holds files and `overwrite` is False (see [`check_save_directory`]).
-        `ValueError` / `FileNotFoundError`: invalid arguments (raised before anything is written).
+        `ValueError` / `FileNotFoundError`: invalid arguments, or a `save_directory` that holds files the model
+            reads its disk-offloaded weights from (raised before anything is written).
         `OSError`: writing failed (e.g. `errno.ENOSPC`); nothing was published and any existing checkpoint is intact.
         [`SaveInterrupted`]: a signal stopped the save; nothing was published.
     """
@@ -760,7 +783,8 @@ def save_pruned_model(
     _validate_arguments(pruning_config, sink_report_json, plots, max_shard_size)
     storage = resolve_save_format(model, save_format)  # before anything is written
     with _SaveSignals() as signals:
-        check_save_directory(target, overwrite=overwrite)  # finishes or undoes an earlier interrupted save first
+        # finishes or undoes an earlier interrupted save first
+        check_save_directory(target, overwrite=overwrite, model=model)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _make_temp_folder(target)
         published, aside = False, None

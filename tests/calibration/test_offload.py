@@ -277,6 +277,47 @@ def test_nan_in_a_disk_offloaded_weight_is_named_before_any_change(checkpoint, t
     assert sorted(os.listdir(tmp_path / "dat")) == before
 
 
+def test_offload_sources_name_the_offload_folder_and_the_checkpoint_read_in_place(checkpoint, tmp_path):
+    from accelerate import cpu_offload
+
+    from optimum_sinkprune.offload import offload_sources
+
+    assert offload_sources(load_model(checkpoint, dtype="float32")) == []
+    assert offload_sources(cpu_offload(load_model(checkpoint, dtype="float32"))) == []  # held in memory
+    pruner = SinkAwarePruner.from_pretrained(checkpoint, dtype="float32", device_map=CPU_DISK,
+                                             offload_folder=str(tmp_path / "offload"))
+    # transformers offloads from the checkpoint file in place; the pruned weights go to the folder
+    assert offload_sources(pruner.model) == sorted([str(tmp_path / "offload"), str(checkpoint / "model.safetensors")])
+
+
+@pytest.mark.parametrize("folder", ["beside", "inside"])
+def test_saving_over_the_files_offloaded_weights_are_read_from_is_refused(checkpoint, tmp_path, folder):
+    """Saving replaces the destination folder and deletes the old one: a folder holding the checkpoint file the disk
+    blocks are read from, or the offload folder with their pruned `.dat` files, would be deleted from under the model.
+    Refused before any weight or file changes; saved elsewhere, the model is intact."""
+    offload = checkpoint / "offload" if folder == "inside" else tmp_path / "offload"
+    pruner = SinkAwarePruner.from_pretrained(checkpoint, dtype="float32", device_map=CPU_DISK,
+                                             offload_folder=str(offload))
+    config = SinkAwarePruningConfig(method="wanda", **SMALL)
+    files, digest, dense = sorted(os.listdir(checkpoint)), _sha(checkpoint / "model.safetensors"), _weights(pruner.model)
+    with pytest.raises(ValueError, match=rf"save_dir='{checkpoint}' holds files this model reads its "
+                                         rf"disk-offloaded weights from .*'{checkpoint}/model\.safetensors'"):
+        pruner.prune(config, _ids(), save_dir=checkpoint, progress=False)
+    _assert_same_weights(_weights(pruner.model), dense)  # refused before any weight changed
+
+    pruner.prune(config, _ids(), progress=False)
+    ids = _ids(2, 16, seed=3)
+    logits = _logits(pruner.model, ids)
+    with pytest.raises(ValueError, match=r"saving there would replace the folder and delete them\. Save to another"):
+        pruner.save_pretrained(checkpoint, overwrite=True)
+    assert sorted(os.listdir(checkpoint)) == files and _sha(checkpoint / "model.safetensors") == digest
+    assert torch.equal(_logits(pruner.model, ids), logits)  # it still reads its weights
+    pruner.save_pretrained(tmp_path / "pruned")
+    assert torch.equal(_logits(pruner.model, ids), logits)
+    torch.testing.assert_close(_logits(load_model(tmp_path / "pruned", dtype="float32"), ids), logits,
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_attention_mass_of_a_model_with_its_embedding_on_disk(checkpoint, tmp_path):
     """The ids go to the embedding's execution device (its weight is meta on the module), and the mass equals the
     in-memory model's."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import pytest
 import torch
@@ -92,3 +93,17 @@ def test_disk_placement_without_folder_fails_before_writing(checkpoint, tmp_path
     assert _prune(base, text, tmp_path / "o", "--max-memory", "cpu=1GiB") == 2
     assert "--max-memory needs --device-map" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_output_holding_the_offloaded_weights_fails_before_pruning(checkpoint, tmp_path, capsys):
+    """An in-place prune (`--output` = the model folder) with disk offload would delete the checkpoint file the disk
+    block is read from: refused after loading, before any calibration, and the checkpoint is untouched."""
+    base, text = checkpoint
+    model = shutil.copytree(base, tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    assert _prune(model, text, model, "--overwrite", "--device-map", json.dumps(CPU_DISK),
+                  "--offload-folder", str(tmp_path / "offload")) == 2
+    err = capsys.readouterr().err
+    assert f"--output='{model}' holds files this model reads its disk-offloaded weights from" in err
+    assert f"'{model}/model.safetensors'" in err
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before

@@ -193,3 +193,19 @@ def test_cpu_and_disk_placement_quantizes_like_memory(tmp_path, capsys):
     assert _quantize_small(base, text, tmp_path / "o", "--offload-folder", str(tmp_path / "x")) == 2
     assert "--offload-folder needs --device-map" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()
+
+
+def test_output_holding_the_offloaded_weights_fails_before_quantizing(tmp_path, capsys):
+    """`--output` = the model folder with a disk block read from its checkpoint file: refused after loading, before
+    any calibration; the checkpoint is untouched."""
+    from tiny_llada_checkpoint import save_tiny_llada
+
+    base = save_tiny_llada(tmp_path / "base")
+    text = tmp_path / "calib.txt"
+    text.write_text("In the beginning God created the heaven and the earth. " * 40)
+    before = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
+    assert _quantize_small(base, text, base, "--overwrite", "--device-map", json.dumps(_CPU_DISK),
+                           "--offload-folder", str(tmp_path / "offload")) == 2
+    err = capsys.readouterr().err
+    assert f"--output='{base}' holds files this model reads its disk-offloaded weights from" in err
+    assert {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()} == before
