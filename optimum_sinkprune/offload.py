@@ -324,6 +324,25 @@ def check_offloaded_modules(modules: dict[str, nn.Module]) -> None:
                                          f"written to the offload folder, but {err}") from None
 
 
+def check_not_offloaded(modules: dict[str, nn.Module], *, what: str) -> None:
+    """Raise `ValueError`, naming the offloaded modules, when any of `modules` ({full name: module}, e.g. the blocks)
+    holds an accelerate-offloaded parameter (meta on the module: CPU or disk offload). Removing heads, channels or
+    experts changes the shapes of the parameters, which accelerate's offload maps and hooks hold at their loaded
+    shapes, so these methods need every block in memory on a device. `what` names the run in the message
+    (`"method='sink_heads'"`)."""
+    offloaded = [name for name, module in modules.items()
+                 if any(param.device.type == META for param in module.parameters())]
+    if offloaded:
+        shown = ", ".join(repr(name) for name in offloaded[:4]) + (f" and {len(offloaded) - 4} more"
+                                                                   if len(offloaded) > 4 else "")
+        raise ValueError(
+            f"{what} removes parameters and changes layer shapes, which accelerate's CPU / disk offload "
+            f"cannot follow, but {shown} {'is' if len(offloaded) == 1 else 'are'} offloaded (weights on the meta "
+            "device); load the model with every block on a device or in CPU memory (no 'disk', no max_memory that "
+            "offloads), or use an unstructured method, which works with offload"
+        )
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # memory limits (accelerate's max_memory)
 # ------------------------------------------------------------------------------------------------------------------
@@ -403,6 +422,7 @@ __all__ = [
     "check_device_map",
     "check_max_memory",
     "check_offload_folder",
+    "check_not_offloaded",
     "check_offloaded_modules",
     "module_bytes",
     "offload_slot",

@@ -378,7 +378,7 @@ class SinkAwarePruner(WeightEditor):
         from .validation import check_finite_parameters
 
         check_finite_parameters(self.model)
-        check_expert_pruning(self.model, config.expert_ratio, self.adapter)
+        check_expert_pruning(self.model, config.expert_ratio, self.adapter, method=config.method)
         noise = NoiseSchedule.from_config(config, self.adapter)
         ids = self._prepare_calibration(config, calibration_dataset)
         result = prune_experts(self.model, ids, expert_ratio=config.expert_ratio, sink_weighted=config.method_spec.sink,

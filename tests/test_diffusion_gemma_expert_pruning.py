@@ -13,7 +13,13 @@ import torch
 from optimum_sinkprune.adapters import get_adapter
 from optimum_sinkprune.calibration.noise import NoiseSchedule
 from optimum_sinkprune.calibration.sink_weights import sink_weights
-from optimum_sinkprune.structured.experts import experts_to_remove, kept_experts, prune_experts, score_experts
+from optimum_sinkprune.structured.experts import (
+    check_expert_pruning,
+    experts_to_remove,
+    kept_experts,
+    prune_experts,
+    score_experts,
+)
 
 import diffusion_gemma_fixtures as fx
 
@@ -134,6 +140,25 @@ def test_bad_expert_ratios_are_refused_before_any_change(ratio, message):
         prune_experts(model, fx.text_ids(2, SEQ), expert_ratio=ratio, noise=NOISE, progress=False)
     after = dict(model.named_parameters(remove_duplicate=False))
     assert set(after) == set(before) and all(torch.equal(after[n], before[n]) for n in before)
+
+
+def test_offloaded_blocks_are_refused_by_name_before_any_change(tmp_path):
+    """Removing experts changes the packed tensors' shapes, which accelerate's offload maps cannot follow."""
+    from accelerate import cpu_offload
+
+    model = fx.tiny_diffusion_gemma()
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    cpu_offload(model)  # every parameter on meta, its value in an offload map
+    with pytest.raises(ValueError, match=r"method='sink_experts' removes parameters and changes layer shapes.* "
+                                         r"'model\.decoder\.layers\.0', 'model\.decoder\.layers\.1' are offloaded"):
+        check_expert_pruning(model, 0.5, method="sink_experts")
+    with pytest.raises(ValueError, match=r"expert pruning removes parameters.* are offloaded"):
+        prune_experts(model, fx.text_ids(2, SEQ), expert_ratio=0.5, noise=NOISE, progress=False)
+    from optimum_sinkprune.offload import read_tensor
+
+    for name, value in before.items():
+        prefix, _, attr = name.rpartition(".")
+        assert torch.equal(read_tensor(model.get_submodule(prefix), attr), value), name
 
 
 def test_keep_experts_refuses_too_small_or_bad_sets():

@@ -32,7 +32,8 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..calibration.observers import ForwardContext, Observer
-from ..calibration.pipeline import CalibrationPipeline
+from ..calibration.pipeline import CalibrationPipeline, block_names
+from ..offload import check_not_offloaded
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +119,22 @@ def _require_experts(model: nn.Module, adapter) -> None:
             "structured method for it")
 
 
-def check_expert_pruning(model: nn.Module, expert_ratio: float, adapter=None) -> list[int]:
-    """Check, before any calibration or change, that `model` has routed experts its adapter can remove and that
-    `expert_ratio` removes some of every layer's while keeping at least `top_k_experts`; returns how many go from
-    each layer (`experts_to_remove` of the layer's count).
+def check_expert_pruning(
+    model: nn.Module, expert_ratio: float, adapter=None, *, method: str | None = None
+) -> list[int]:
+    """Check, before any calibration or change, that `model` has routed experts its adapter can remove, all in memory
+    (not offloaded), and that `expert_ratio` removes some of every layer's while keeping at least `top_k_experts`;
+    returns how many go from each layer (`experts_to_remove` of the layer's count). `method` names the run in
+    messages.
 
     Raises:
-        ValueError: a model without routed experts (naming its model type and the supported ones), or a ratio outside
-            (0, 1), one that removes nothing or one that leaves fewer experts than top_k (both numbers in the message).
+        ValueError: a model without routed experts (naming its model type and the supported ones), a block offloaded
+            by accelerate (named), or a ratio outside (0, 1), one that removes nothing or one that leaves fewer
+            experts than top_k (both numbers in the message).
     """
     adapter = adapter if adapter is not None else get_adapter(model)
     _require_experts(model, adapter)
+    check_not_offloaded(block_names(model, adapter), what=f"method={method!r}" if method else "expert pruning")
     top_k = adapter.top_k_experts(model)
     return [experts_to_remove(count, top_k, expert_ratio) for count in _layer_counts(model, adapter)]
 

@@ -15,7 +15,9 @@ from torch import nn
 from ..adapters import get_adapter
 from ..adapters.base import ModelAdapter
 from ..calibration.noise import NoiseSchedule
+from ..calibration.pipeline import block_names
 from ..configuration import ALLOCATIONS, STRUCTURED_MODES
+from ..offload import check_not_offloaded
 from ..registry import MethodSpec, get_method, method_names
 from ..validation import check_choice
 from . import scoring
@@ -270,12 +272,13 @@ def plan_structured_budget(model: nn.Module, config) -> StructuredBudgetPlan:
 
     Raises:
         `ValueError`: a target the model cannot meet, or a budget that rounds to nothing on this model (it would
-            calibrate and remove nothing; the message gives the smallest value that removes something), or a bad
-            structured field of `config`.
+            calibrate and remove nothing; the message gives the smallest value that removes something), a bad
+            structured field of `config`, or blocks that accelerate offloads (named: removal changes their shapes).
     """
     _check_config(config)
     adapter = get_adapter(model)
     adapter.check_structured_support(model)
+    check_not_offloaded(block_names(model, adapter), what=f"method={config.method!r}")
     geometry = head_geometry(model, adapter)
     geometries = layer_geometries(model, adapter)
     widths = current_widths(model, adapter)

@@ -318,6 +318,22 @@ def test_saving_over_the_files_offloaded_weights_are_read_from_is_refused(checkp
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["sink_heads", "magnitude_heads", "activation_heads"])
+def test_structured_methods_refuse_offloaded_blocks_by_name(checkpoint, tmp_path, method):
+    """Removal changes parameter shapes, which accelerate's offload maps hold at their loaded shapes: refused before
+    any calibration or change, naming the offloaded blocks."""
+    pruner = SinkAwarePruner.from_pretrained(checkpoint, dtype="float32", device_map=CPU_DISK,
+                                             offload_folder=str(tmp_path / "offload"))
+    dense = _weights(pruner.model)
+    config = SinkAwarePruningConfig(method=method, target_param_reduction=0.2, num_samples=3, seq_len=16,
+                                    diffusion_steps=10, sample_interval=5)
+    with pytest.raises(ValueError, match=rf"method='{method}' removes parameters and changes layer shapes.* but "
+                                         rf"'{BLOCKS}\.1', '{BLOCKS}\.3' are offloaded"):
+        pruner.prune(config, _ids(), progress=False)
+    _assert_same_weights(_weights(pruner.model), dense)
+    assert not (tmp_path / "offload").exists() or not any((tmp_path / "offload").iterdir())
+
+
 def test_attention_mass_of_a_model_with_its_embedding_on_disk(checkpoint, tmp_path):
     """The ids go to the embedding's execution device (its weight is meta on the module), and the mass equals the
     in-memory model's."""
