@@ -155,10 +155,10 @@ def check_save_directory(
         `Path`: the absolute path of the destination.
 
     Raises:
-        `ValueError`: not a path, or a folder name longer than the file system allows.
+        `ValueError`: not a path, a folder name longer than the file system allows, or a folder that holds files
+            `model` reads its disk-offloaded weights from.
         `FileExistsError`: the path is a file, a parent is a file, or the folder is not empty and `overwrite` is False.
         `PermissionError`: the folder that would hold the checkpoint is not writable.
-        `ValueError`: the folder holds files `model` reads its offloaded weights from.
     """
     target = _save_target(save_directory, argument)
     if not isinstance(overwrite, bool):
