@@ -272,10 +272,12 @@ def check_offload_folder(folder: str | os.PathLike, *, argument: str = "offload_
     return path
 
 
-def check_device_map(device_map: Any, offload_folder: str | os.PathLike | None) -> None:
+def check_device_map(device_map: Any, offload_folder: str | os.PathLike | None, *,
+                     in_memory_for: str | None = None) -> None:
     """Raise `ValueError` for an explicit device map that puts a module on "meta" (no weights anywhere), or on "disk"
-    without an offload folder (where pruned weights are written); names the modules. "auto" and other strategy
-    names, and None, are left to accelerate."""
+    without an offload folder (where pruned weights are written), or on "disk" at all for a run that needs every
+    block in memory (`in_memory_for` names it, e.g. `"method='sink_heads'"`: see `check_not_offloaded`); names the
+    modules. "auto" and other strategy names, and None, are left to accelerate."""
     if not isinstance(device_map, Mapping):
         return
     def names(place: str) -> list[str]:  # accelerate's "" is the whole model
@@ -286,6 +288,8 @@ def check_device_map(device_map: Any, offload_folder: str | os.PathLike | None) 
         raise ValueError(f"device_map puts {on_meta} on 'meta', where they have no weights; allowed values are a "
                          "device ('cpu', an accelerator index or name such as 0) or 'disk' (with offload_folder)")
     on_disk = names(DISK)
+    if on_disk and in_memory_for is not None:
+        raise _needs_memory(in_memory_for, on_disk, "placed on 'disk' by device_map")
     if on_disk and offload_folder is None:
         raise ValueError(f"device_map puts {on_disk} on 'disk' but offload_folder is not given; pass "
                          "offload_folder=<a writable folder> (disk-offloaded weights that are pruned are written "
@@ -333,14 +337,17 @@ def check_not_offloaded(modules: dict[str, nn.Module], *, what: str) -> None:
     offloaded = [name for name, module in modules.items()
                  if any(param.device.type == META for param in module.parameters())]
     if offloaded:
-        shown = ", ".join(repr(name) for name in offloaded[:4]) + (f" and {len(offloaded) - 4} more"
-                                                                   if len(offloaded) > 4 else "")
-        raise ValueError(
-            f"{what} removes parameters and changes layer shapes, which accelerate's CPU / disk offload "
-            f"cannot follow, but {shown} {'is' if len(offloaded) == 1 else 'are'} offloaded (weights on the meta "
-            "device); load the model with every block on a device or in CPU memory (no 'disk', no max_memory that "
-            "offloads), or use an unstructured method, which works with offload"
-        )
+        raise _needs_memory(what, offloaded, "offloaded (weights on the meta device)")
+
+
+def _needs_memory(what: str, names: list[str], where: str) -> ValueError:
+    shown = ", ".join(repr(name) for name in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return ValueError(
+        f"{what} removes parameters and changes layer shapes, which accelerate's CPU / disk offload cannot follow, "
+        f"but {shown} {'is' if len(names) == 1 else 'are'} {where}; load the model with every block on a device or "
+        "in CPU memory (no 'disk', no max_memory that offloads), or use an unstructured method, which works with "
+        "offload"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..hub.model_card import prune_command
     from .cli import default_calibration_texts, placement_kwargs, progress_enabled
     from ..hub.save import check_save_directory
+    from ..offload import check_device_map
     from ..pruner import SinkAwarePruner
 
     check_save_directory(args.output, overwrite=args.overwrite, argument="--output",
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         )
     load_kwargs = {"dtype": args.dtype} if args.dtype else {}
     load_kwargs.update(placement_kwargs(args))
+    if config.is_structured or config.is_expert_pruning:  # removal needs the blocks in memory: refused before loading
+        check_device_map(load_kwargs.get("device_map"), load_kwargs.get("offload_folder"),
+                         in_memory_for=f"method={config.method!r}")
     pruner = SinkAwarePruner.from_pretrained(args.model, trust_remote_code=args.trust_remote_code, **load_kwargs)
     # again with the model: the output must not hold the files its disk-offloaded weights are read from
     check_save_directory(args.output, overwrite=args.overwrite, argument="--output",

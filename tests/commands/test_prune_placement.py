@@ -107,3 +107,24 @@ def test_output_holding_the_offloaded_weights_fails_before_pruning(checkpoint, t
     assert f"--output='{model}' holds files this model reads its disk-offloaded weights from" in err
     assert f"'{model}/model.safetensors'" in err
     assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("method", ["sink_heads", "magnitude_heads"])
+def test_structured_method_with_a_disk_block_fails_before_loading(checkpoint, tmp_path, capsys, monkeypatch, method):
+    """Removal changes shapes that accelerate's offload maps hold fixed: an explicit device map with a disk block is
+    refused before the model is loaded."""
+    from optimum_sinkprune.pruner import SinkAwarePruner
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(SinkAwarePruner, "from_pretrained", no_load)
+    base, text = checkpoint
+    rc = main(["prune", str(base), "--method", method, "--target-param-reduction", "0.2", "--num-samples", "2",
+               "--seq-len", "32", "--dtype", "float32", "--data", str(text), "--output", str(tmp_path / "o"),
+               "--no-progress", "--device-map", json.dumps(CPU_DISK), "--offload-folder", str(tmp_path / "off")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"method='{method}' removes parameters and changes layer shapes" in err
+    assert f"'{BLOCKS}.1' is placed on 'disk' by device_map" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "off").exists()
