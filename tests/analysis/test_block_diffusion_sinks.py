@@ -176,3 +176,17 @@ def test_stack_comparison_reads_both_sides(dg, windows, profile):
     assert [row["step"] for row in result["decoder"]] == profile.steps
     assert result["decoder"][1]["context_share"] == pytest.approx(float(profile.context_share[:, 1].mean()))
     assert 0.0 <= result["canvas_sink_moving_fraction"] <= 1.0
+
+
+def test_a_dispatched_model_with_its_embedding_offloaded_gives_the_same_masses(windows, profile):
+    """The ids go to accelerate's execution device, not to the offloaded embedding's meta weight."""
+    from accelerate import cpu_offload
+
+    from optimum_sinkprune.analysis.block_diffusion import encoder_attention_mass
+
+    encoder = encoder_attention_mass(fx.tiny_diffusion_gemma(), windows)
+    model = cpu_offload(fx.tiny_diffusion_gemma(), execution_device=torch.device("cpu"))
+    assert model.get_input_embeddings().weight.is_meta
+    offloaded = forward_process_sink_profile(model, windows, schedule=SCHEDULE, batch_size=2, progress=False)
+    assert torch.allclose(offloaded.mass, profile.mass, atol=1e-6)
+    assert torch.allclose(encoder_attention_mass(model, windows), encoder, atol=1e-6)
