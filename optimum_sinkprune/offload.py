@@ -104,6 +104,32 @@ def offload_sources(model: nn.Module) -> list[str]:
     return sorted(paths)
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where `module` computes: accelerate's execution device when dispatched, else its first real parameter's device."""
+    hook = getattr(module, "_hf_hook", None)
+    exec_device = getattr(hook, "execution_device", None)
+    if exec_device is not None:
+        # accelerate gives a device, a name or an accelerator index; torch.device maps each to the right backend
+        return exec_device if isinstance(exec_device, torch.device) else torch.device(exec_device)
+    for p in module.parameters():
+        if p.device.type != "meta":
+            return p.device
+    for sub in module.modules():
+        sub_hook = getattr(sub, "_hf_hook", None)
+        if getattr(sub_hook, "execution_device", None) is not None:
+            return module_device(sub)
+    return torch.device("cpu")
+
+
+def input_device(model: nn.Module) -> torch.device:
+    """Device the token ids must be on: the input embedding's (`module_device`, so accelerate's execution device when
+    the embedding is offloaded or the blocks are spread over devices); a model without `get_input_embeddings`
+    computes where its first real parameter is."""
+    getter = getattr(model, "get_input_embeddings", None)
+    embedding = getter() if callable(getter) else None
+    return module_device(embedding if isinstance(embedding, nn.Module) else model)
+
+
 def _describe(module: nn.Module, module_name: str | None) -> str:
     return repr(module_name) if module_name else type(module).__name__
 
@@ -431,7 +457,9 @@ __all__ = [
     "check_not_offloaded",
     "check_offload_folder",
     "check_offloaded_modules",
+    "input_device",
     "module_bytes",
+    "module_device",
     "offload_slot",
     "offload_sources",
     "parse_max_memory",

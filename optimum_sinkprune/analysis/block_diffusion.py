@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 from ..adapters import get_adapter
 from ..calibration.attention import AttentionMassProbe, right_align
 from ..calibration.noise import NoiseSchedule
-from ..calibration.pipeline import input_device
 from ..diffusion.block_diffusion import noise_canvases
+from ..offload import input_device
 from .statistics import dominant_positions, position_range, position_variance
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def forward_process_sink_profile(
     ctx = context.shape[1]
     layers = adapter.num_layers(model)
     heads = adapter.original_num_heads(model)
-    device = input_device(model)  # accelerate's execution device when the embedding is offloaded
+    device = input_device(model)
     mass = torch.zeros((n, num_steps, layers, heads, ctx + c), dtype=torch.float32)
     rows_list = [range(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     bar = tqdm(total=len(rows_list) * num_steps, desc="block-diffusion sinks", unit="fwd", disable=not progress)
@@ -233,7 +233,7 @@ def encoder_attention_mass(model: nn.Module, input_ids: torch.Tensor, *, batch_s
     adapter = _block_diffusion_adapter(model, batch_size, what="the encoder attention mass")
     adapter.check_text_ids(model, input_ids)
     view = _StackView(adapter, model, "encoder")
-    device = input_device(model)  # accelerate's execution device when the embedding is offloaded
+    device = input_device(model)
     out = []
     with _LayerMassProbe(model, per_head=True, method="interface", adapter=view) as probe:
         for start in range(0, input_ids.shape[0], batch_size):
@@ -375,7 +375,7 @@ def generation_sink_trajectory(
     steps: list[list[torch.Tensor]] = []
     context_lengths: list[int] = []
     view = _BothStacksView(adapter, model)
-    device = input_device(model)  # accelerate's execution device when the embedding is offloaded
+    device = input_device(model)
 
     def on_encoder(_module, _args, kwargs):
         steps.append([])  # each encoder call opens the next canvas

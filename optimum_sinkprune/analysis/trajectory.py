@@ -27,6 +27,7 @@ from ..adapters import get_adapter
 from ..calibration.attention import attention_mass, validate_model_inputs
 from ..calibration.noise import NoiseSchedule, step_list
 from ..diffusion import generate
+from ..offload import input_device
 from .statistics import (
     TOKEN_KINDS,
     classify_positions,
@@ -421,7 +422,7 @@ def generation_trajectory(
     if idx[-1] != len(out.trajectory) - 1:
         idx.append(len(out.trajectory) - 1)
     full_mask = out.attention_mask
-    device = next(model.parameters()).device
+    device = input_device(model)
     inputs = [out.trajectory[i].to(device) for i in idx]
     return trajectory_from_inputs(
         model, inputs, steps=idx, t=[1.0 - i / max(total, 1) for i in idx],

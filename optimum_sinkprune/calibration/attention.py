@@ -38,7 +38,7 @@ from torch import nn
 from ..adapters import get_adapter
 from ..adapters.base import ModelAdapter
 from ..models.modeling_dlm_utils import apply_rotary
-from .hooks import module_device
+from ..offload import module_device
 
 logger = logging.getLogger(__name__)
 

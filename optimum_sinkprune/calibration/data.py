@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 # the package's one text reader sits in a low module (`assets` reads with it too); re-exported here
+from ..offload import input_device
 from ..texts import TEXT_FILE_RULE, read_texts
 from .framing import frame_windows, input_framing  # re-exported: the framing rule of every window cut from text
 
@@ -369,7 +370,7 @@ def _generate_calibration(model, tokenizer, *, num_samples: int, seq_len: int, s
                          "diffusion models, so pass calibration data")
     if tokenizer is None:
         raise ValueError("the data-free mode needs the model's tokenizer to encode its prompts")
-    device = next(model.parameters()).device
+    device = input_device(model)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     opening, closing = framing
     rows = []

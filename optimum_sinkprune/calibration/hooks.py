@@ -116,18 +116,3 @@ def _to(value: Any, device: torch.device | str) -> Any:
 move_to = _to
 
 
-def module_device(module: nn.Module) -> torch.device:
-    """Where `module` computes: accelerate's execution device when dispatched, else its first real parameter's device."""
-    hook = getattr(module, "_hf_hook", None)
-    exec_device = getattr(hook, "execution_device", None)
-    if exec_device is not None:
-        # accelerate gives a device, a name or an accelerator index; torch.device maps each to the right backend
-        return exec_device if isinstance(exec_device, torch.device) else torch.device(exec_device)
-    for p in module.parameters():
-        if p.device.type != "meta":
-            return p.device
-    for sub in module.modules():
-        sub_hook = getattr(sub, "_hf_hook", None)
-        if getattr(sub_hook, "execution_device", None) is not None:
-            return module_device(sub)
-    return torch.device("cpu")

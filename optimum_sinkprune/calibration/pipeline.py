@@ -30,9 +30,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..adapters.base import ModelAdapter
+from ..offload import input_device, module_device
 from .attention import AttentionMassProbe, default_chunk_size, right_align
-from .hooks import (BlockInputs, catch_block_inputs, input_hooks, module_device, move_to, run_until_block,
-                    stop_after)
+from .hooks import BlockInputs, catch_block_inputs, input_hooks, move_to, run_until_block, stop_after
 from .observers import ForwardContext, Observer
 from .sink_weights import sink_weights
 
@@ -62,11 +62,6 @@ def check_block_placement(model: nn.Module, adapter: ModelAdapter) -> None:
     from ..offload import check_offloaded_modules
 
     check_offloaded_modules(block_names(model, adapter))
-
-
-def input_device(model: nn.Module, adapter: ModelAdapter | None = None) -> torch.device:
-    """Device the token ids must be on (the embedding's)."""
-    return module_device(model.get_input_embeddings())
 
 
 def locate(adapter: ModelAdapter, name: str) -> tuple[int, str]:
@@ -179,7 +174,7 @@ class CalibrationPipeline:
         model, adapter = self.model, self.adapter
         n, num_steps, seq = inputs.shape
         pairs = [(rows, k) for rows in batches(n, self.batch_size) for k in range(num_steps)]
-        device = input_device(model, adapter)
+        device = input_device(model)
         needs_mass = any(o.needs_mass for o in observers)
         per_head = any(o.needs_per_head for o in observers)
         if chunk_size == "bounded":
@@ -218,7 +213,7 @@ class CalibrationPipeline:
     def capture_first_block_inputs(self, samples: torch.Tensor,
                                    attention_mask: torch.Tensor | None = None) -> list[BlockInputs]:
         """Run the embedding on every batch and keep what block 0 receives (on CPU)."""
-        device = input_device(self.model, self.adapter)
+        device = input_device(self.model)
         blocks = self.adapter.blocks(self.model)
         with catch_block_inputs(blocks[0]) as caught:
             for rows in batches(samples.shape[0], self.batch_size):

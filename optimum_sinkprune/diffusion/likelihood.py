@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..offload import input_device
 from .forward_process import forward_process
 
 
@@ -228,7 +229,7 @@ def elbo_log_likelihood(
     adapter = get_adapter(model)
     if mask_token_id is None:
         mask_token_id = adapter.mask_token_id(model)
-    device = next(model.parameters()).device
+    device = input_device(model)
     if maskable is None:
         maskable = torch.ones_like(input_ids, dtype=torch.bool)
     if prompt is None:
@@ -399,7 +400,7 @@ def official_continuation_loglikelihood(
     adapter = get_adapter(model)
     if mask_token_id is None:
         mask_token_id = adapter.mask_token_id(model)
-    device = next(model.parameters()).device
+    device = input_device(model)
     start, length = len(context_ids), len(continuation_ids)
     seq = torch.tensor([list(context_ids) + list(continuation_ids) + list(suffix_ids)], dtype=torch.long)
     seq = seq.repeat(batch_size, 1)

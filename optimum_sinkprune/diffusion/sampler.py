@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..offload import input_device
+
 logger = logging.getLogger(__name__)
 
 REMASKING_STRATEGIES = ("low_confidence", "random")
@@ -183,7 +185,7 @@ def generate(
                          f"{tuple(attention_mask.shape)}")
     framing = adapter.sequence_framing(model, tokenizer)
     opening, closing = ([], []) if framing is None else (list(framing[0]), list(framing[1]))
-    device = next(model.parameters()).device
+    device = input_device(model)
     prompt = prompt.to(device)
     attention_mask = None if attention_mask is None else attention_mask.to(device)
     prompt, attention_mask, opened = open_prompt(prompt, attention_mask, opening)

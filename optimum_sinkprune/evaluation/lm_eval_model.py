@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..diffusion.likelihood import check_cfg_scale, official_continuation_loglikelihood
+from ..offload import input_device
 from .metrics import EVAL_EXTRA_HINT
 from .scoring import greedy_matches, score_continuation
 
@@ -251,7 +252,7 @@ class SinkPruneDLM(LM):
         # Dream's evaluation appends EOS to every continuation (kept clean, not scored)
         append_eos = self.estimator == "official" and self.protocol == "dream" and self.eos_token_id is not None
         self.suffix = ([int(self.eos_token_id)] if append_eos else []) + list(self.closing)
-        self._device = next(model.parameters()).device
+        self._device = input_device(model)
 
     @property
     def compute_greedy(self) -> bool:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..offload import input_device
+
 
 @dataclass
 class ContinuationScore:
@@ -104,7 +106,7 @@ def greedy_matches(
     n = len(continuation_ids)
     if n == 0:
         raise ValueError("continuation_ids is empty")
-    device = next(model.parameters()).device
+    device = input_device(model)
     prompt = torch.tensor([list(context_ids)], dtype=torch.long, device=device)
     out = generate(
         model, prompt, steps=n, gen_length=n, block_length=n, mask_token_id=mask_token_id, cfg_scale=cfg_scale,

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..offload import input_device
+
 logger = logging.getLogger(__name__)
 
 
@@ -60,8 +62,8 @@ class SpeedResult:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter."""
-    return next(model.parameters()).device
+    """The device the model computes on: its input embedding's (accelerate's execution device when dispatched)."""
+    return input_device(model)
 
 
 def _synchronize(device: torch.device) -> None:

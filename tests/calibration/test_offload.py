@@ -350,6 +350,31 @@ def test_attention_mass_of_a_model_with_its_embedding_on_disk(checkpoint, tmp_pa
     assert torch.allclose(attention_mass(model, ids), expected, atol=1e-6)
 
 
+def test_sampler_likelihood_and_sink_trajectory_of_a_model_with_its_embedding_offloaded(checkpoint):
+    """Token ids go to the embedding's execution device (`offload.input_device`), not to its meta weight: the same
+    text, ELBO and attention mass as in memory."""
+    from accelerate import cpu_offload
+
+    from optimum_sinkprune.analysis.trajectory import forward_process_trajectory
+    from optimum_sinkprune.diffusion import generate
+    from optimum_sinkprune.diffusion.likelihood import elbo_log_likelihood
+    from optimum_sinkprune.offload import input_device
+
+    dense = load_model(checkpoint, dtype="float32")
+    model = cpu_offload(load_model(checkpoint, dtype="float32"), execution_device=torch.device("cpu"))
+    assert model.get_input_embeddings().weight.is_meta and input_device(model) == torch.device("cpu")
+    prompt = _ids(1, 8, seed=4)
+    kwargs = dict(steps=4, gen_length=8, block_length=8, mask_token_id=dense.config.mask_token_id)
+    assert torch.equal(generate(model, prompt, **kwargs).sequences, generate(dense, prompt, **kwargs).sequences)
+    ids = _ids(2, 16, seed=5)
+    elbo = dict(mc_num=4, batch_size=2, seed=1)
+    assert elbo_log_likelihood(model, ids, **elbo).nll_per_token == pytest.approx(
+        elbo_log_likelihood(dense, ids, **elbo).nll_per_token, abs=1e-6)
+    trajectory = dict(steps=10, sample_interval=5, seed=0, progress=False)
+    torch.testing.assert_close(forward_process_trajectory(model, ids, **trajectory).mass,
+                               forward_process_trajectory(dense, ids, **trajectory).mass, rtol=0, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # quantizing and compressed saving of offloaded models
 # ------------------------------------------------------------------------------------------------------------------
