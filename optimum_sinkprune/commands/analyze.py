@@ -8,7 +8,7 @@ import argparse
 import logging
 import os
 
-from .cli import model_argument_help, progress_enabled
+from .cli import add_placement_arguments, model_argument_help, placement_kwargs, progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow running modeling code shipped with the checkpoint (only for sources you trust)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_placement_arguments(parser)
 
 
 def tokenize_texts(
@@ -118,15 +119,19 @@ def run(args: argparse.Namespace) -> int:
         texts = load_calibration_texts()
     from ..hub.load import load_model_and_tokenizer
 
-    model, tokenizer = load_model_and_tokenizer(args.model, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
+    placement = placement_kwargs(args)  # malformed options refused before anything loads
+    model, tokenizer = load_model_and_tokenizer(args.model, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+                                                **placement)
     adapter = get_adapter(model)
     if not adapter.is_diffusion:
         logger.warning("%s is autoregressive: its input does not change across steps", args.model)
     ids, mask = tokenize_texts(tokenizer, texts, num_samples=args.num_samples, seq_len=args.seq_len, model=model)
     ar_model = ar_ids = ar_mask = None
     if args.ar_baseline:
+        # a strategy ("auto", ...) places the baseline too; a module map names MODEL's modules only
+        ar_placement = placement if isinstance(placement.get("device_map"), str) else {}
         ar_model, ar_tok = load_model_and_tokenizer(
-            args.ar_baseline, trust_remote_code=args.trust_remote_code, dtype=args.dtype
+            args.ar_baseline, trust_remote_code=args.trust_remote_code, dtype=args.dtype, **ar_placement
         )
         get_adapter(ar_model)
         ar_ids, ar_mask = tokenize_texts(ar_tok, texts, num_samples=args.num_samples, seq_len=args.seq_len,

@@ -140,7 +140,8 @@ def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory", default=None,
                         help="memory per device for the device map, e.g. '0=20GiB,cpu=40GiB' (device indices or names)")
     parser.add_argument("--offload-folder", default=None,
-                        help="folder for blocks the device map puts on 'disk' (their pruned weights are written there)")
+                        help="folder for the blocks the device map puts on 'disk' (pruning and quantization write "
+                             "their changed weights there)")
 
 
 def _parse_device_map(value: str) -> str | dict:

@@ -8,6 +8,8 @@ import argparse
 import json
 import os
 
+from .cli import add_placement_arguments
+
 NAME = "eval"
 HELP = (
     "Evaluate a diffusion LM (ELBO perplexity with Monte-Carlo error, masked-token accuracy, generation BLEU / "
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true", help="allow modeling code from the checkpoint")
     parser.add_argument("--output", metavar="FILE", default=None, help="write the results as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_placement_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import EvaluationSettings, Evaluator, format_table
     from ..evaluation.data import default_heldout_texts, read_texts
     from ..hub.load import load_model_and_tokenizer
-    from .cli import progress_enabled, set_threads
+    from .cli import placement_kwargs, progress_enabled, set_threads
 
     set_threads(args.threads)
     settings = EvaluationSettings(
@@ -54,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
         speed_repeats=args.speed_repeats,
     )
     texts = read_texts(args.data) if args.data else default_heldout_texts()
+    placement = placement_kwargs(args)  # malformed options refused before anything loads
     load = dict(dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    model, tokenizer = load_model_and_tokenizer(args.model, **load)
-    dense = load_model_and_tokenizer(args.compare, **load)[0] if args.compare else None
+    model, tokenizer = load_model_and_tokenizer(args.model, **load, **placement)
+    # the dense model has the same module names (unless structurally pruned: then a strategy such as auto fits both)
+    dense = load_model_and_tokenizer(args.compare, **load, **placement)[0] if args.compare else None
     evaluator = Evaluator(tokenizer, texts=texts, dense_model=dense, settings=settings, progress=progress_enabled(args))
     results = []
     if dense is not None:

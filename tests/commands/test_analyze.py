@@ -97,6 +97,21 @@ def test_analyze_plain_text_data_and_no_plots(saved, tmp_path):
 
 
 @pytest.mark.slow
+def test_analyze_with_a_block_on_disk_reports_what_memory_does(saved, tmp_path):
+    common = ["--steps", "4", "--sample-interval", "2", "--num-samples", "3", "--seq-len", "16", "--data",
+              saved["data"], "--no-plots", "--no-progress"]
+    placement = {"model.transformer.wte": "cpu", "model.transformer.blocks.0": "cpu",
+                 "model.transformer.blocks.1": "disk", "model.transformer.ln_f": "cpu", "model.transformer.ff_out": "cpu"}
+    assert main(["analyze", saved["dlm"], "--output", str(tmp_path / "mem"), *common]) == 0
+    assert main(["analyze", saved["dlm"], "--output", str(tmp_path / "off"), *common, "--device-map",
+                 json.dumps(placement), "--offload-folder", str(tmp_path / "offload")]) == 0
+    mem = SinkReport.from_json(str(tmp_path / "mem" / "sink_report.json")).trajectory
+    off = SinkReport.from_json(str(tmp_path / "off" / "sink_report.json")).trajectory
+    assert torch.equal(mem.tokens, off.tokens)
+    torch.testing.assert_close(off.mass, mem.mass, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_bad_arguments_are_errors(saved, tmp_path, capsys):
     rc = main(["analyze", saved["dlm"], "--output", str(tmp_path), "--steps", "4", "--sample-interval", "5"])
     assert rc == 2 and "--sample-interval" in capsys.readouterr().err

@@ -56,3 +56,19 @@ def test_eval_bad_arguments_fail_cleanly(tmp_path, tiny, capsys):
     texts = tiny.write_texts_jsonl(tmp_path / "texts.jsonl", tiny.make_texts())
     assert main(["eval", str(model), "--data", str(texts), *SMALL, "--mc-num", "0"]) == 2
     assert "mc_num" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_with_a_block_on_disk_scores_what_memory_does(tmp_path, tiny, capsys):
+    model = tiny.save_model(tmp_path / "m", 0)
+    texts = tiny.write_texts_jsonl(tmp_path / "texts.jsonl", tiny.make_texts())
+    common = ["eval", str(model), "--compare", str(model), "--data", str(texts), "--no-speed", *SMALL]
+    assert main([*common, "--output", str(tmp_path / "mem.json")]) == 0
+    placement = {"model.transformer.wte": "cpu", "model.transformer.blocks.0": "cpu",
+                 "model.transformer.blocks.1": "disk", "model.transformer.ln_f": "cpu", "model.transformer.ff_out": "cpu"}
+    assert main([*common, "--output", str(tmp_path / "off.json"), "--device-map", json.dumps(placement),
+                 "--offload-folder", str(tmp_path / "offload")]) == 0, capsys.readouterr().err
+    mem = json.loads((tmp_path / "mem.json").read_text())["results"]
+    off = json.loads((tmp_path / "off.json").read_text())["results"]
+    for a, b in zip(mem, off):
+        assert b["nll_per_token"] == pytest.approx(a["nll_per_token"], abs=1e-5)
