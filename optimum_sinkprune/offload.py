@@ -105,7 +105,8 @@ def offload_sources(model: nn.Module) -> list[str]:
 
 
 def module_device(module: nn.Module) -> torch.device:
-    """Where `module` computes: accelerate's execution device when dispatched, else its first real parameter's device."""
+    """Where `module` computes: accelerate's execution device when dispatched, else its first real parameter's
+    device."""
     hook = getattr(module, "_hf_hook", None)
     exec_device = getattr(hook, "execution_device", None)
     if exec_device is not None:

@@ -191,7 +191,8 @@ def _check_not_read_from(model: nn.Module, target: Path, argument: str) -> None:
     inside = [path for path in offload_sources(model)
               if any(Path(path).is_relative_to(root) or Path(path).resolve().is_relative_to(root) for root in roots)]
     if inside:
-        shown = ", ".join(repr(path) for path in inside[:3]) + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
+        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        shown = ", ".join(repr(path) for path in inside[:3]) + more
         raise ValueError(
             f"{argument}={str(target)!r} holds files this model reads its disk-offloaded weights from on every use "
             f"({shown}); saving there would replace the folder and delete them. Save to another folder."

@@ -291,7 +291,7 @@ def test_offload_sources_name_the_offload_folder_and_the_checkpoint_read_in_plac
 
 
 @pytest.mark.parametrize("folder", ["beside", "inside"])
-def test_saving_over_the_files_offloaded_weights_are_read_from_is_refused(checkpoint, tmp_path, folder):
+def test_saving_over_the_files_offloaded_weights_are_read_from_is_refused(checkpoint, tmp_path, monkeypatch, folder):
     """Saving replaces the destination folder and deletes the old one: a folder holding the checkpoint file the disk
     blocks are read from, or the offload folder with their pruned `.dat` files, would be deleted from under the model.
     Refused before any weight or file changes; saved elsewhere, the model is intact."""
@@ -299,7 +299,8 @@ def test_saving_over_the_files_offloaded_weights_are_read_from_is_refused(checkp
     pruner = SinkAwarePruner.from_pretrained(checkpoint, dtype="float32", device_map=CPU_DISK,
                                              offload_folder=str(offload))
     config = SinkAwarePruningConfig(method="wanda", **SMALL)
-    files, digest, dense = sorted(os.listdir(checkpoint)), _sha(checkpoint / "model.safetensors"), _weights(pruner.model)
+    files, digest = sorted(os.listdir(checkpoint)), _sha(checkpoint / "model.safetensors")
+    dense = _weights(pruner.model)
     with pytest.raises(ValueError, match=rf"save_dir='{checkpoint}' holds files this model reads its "
                                          rf"disk-offloaded weights from .*'{checkpoint}/model\.safetensors'"):
         pruner.prune(config, _ids(), save_dir=checkpoint, progress=False)
@@ -310,6 +311,9 @@ def test_saving_over_the_files_offloaded_weights_are_read_from_is_refused(checkp
     logits = _logits(pruner.model, ids)
     with pytest.raises(ValueError, match=r"saving there would replace the folder and delete them\. Save to another"):
         pruner.save_pretrained(checkpoint, overwrite=True)
+    monkeypatch.chdir(checkpoint.parent)  # the same folder by a relative name with a detour
+    with pytest.raises(ValueError, match=r"holds files this model reads its disk-offloaded weights from"):
+        pruner.save_pretrained(f"{checkpoint.name}/../{checkpoint.name}", overwrite=True)
     assert sorted(os.listdir(checkpoint)) == files and _sha(checkpoint / "model.safetensors") == digest
     assert torch.equal(_logits(pruner.model, ids), logits)  # it still reads its weights
     pruner.save_pretrained(tmp_path / "pruned")

@@ -101,7 +101,8 @@ def test_analyze_with_a_block_on_disk_reports_what_memory_does(saved, tmp_path):
     common = ["--steps", "4", "--sample-interval", "2", "--num-samples", "3", "--seq-len", "16", "--data",
               saved["data"], "--no-plots", "--no-progress"]
     placement = {"model.transformer.wte": "cpu", "model.transformer.blocks.0": "cpu",
-                 "model.transformer.blocks.1": "disk", "model.transformer.ln_f": "cpu", "model.transformer.ff_out": "cpu"}
+                 "model.transformer.blocks.1": "disk", "model.transformer.ln_f": "cpu",
+                 "model.transformer.ff_out": "cpu"}
     assert main(["analyze", saved["dlm"], "--output", str(tmp_path / "mem"), *common]) == 0
     assert main(["analyze", saved["dlm"], "--output", str(tmp_path / "off"), *common, "--device-map",
                  json.dumps(placement), "--offload-folder", str(tmp_path / "offload")]) == 0

@@ -65,7 +65,8 @@ def test_eval_with_a_block_on_disk_scores_what_memory_does(tmp_path, tiny, capsy
     common = ["eval", str(model), "--compare", str(model), "--data", str(texts), "--no-speed", *SMALL]
     assert main([*common, "--output", str(tmp_path / "mem.json")]) == 0
     placement = {"model.transformer.wte": "cpu", "model.transformer.blocks.0": "cpu",
-                 "model.transformer.blocks.1": "disk", "model.transformer.ln_f": "cpu", "model.transformer.ff_out": "cpu"}
+                 "model.transformer.blocks.1": "disk", "model.transformer.ln_f": "cpu",
+                 "model.transformer.ff_out": "cpu"}
     assert main([*common, "--output", str(tmp_path / "off.json"), "--device-map", json.dumps(placement),
                  "--offload-folder", str(tmp_path / "offload")]) == 0, capsys.readouterr().err
     mem = json.loads((tmp_path / "mem.json").read_text())["results"]
