@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-# the package's one text reader sits in a low module (`assets` reads with it too); re-exported here
 from ..offload import input_device
+# the package's one text reader sits in a low module (`assets` reads with it too); re-exported here
 from ..texts import TEXT_FILE_RULE, read_texts
 from .framing import frame_windows, input_framing  # re-exported: the framing rule of every window cut from text
 
