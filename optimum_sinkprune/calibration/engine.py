@@ -39,9 +39,7 @@ from .pipeline import (
     CalibrationPipeline,
     clean_inputs,
     groups_by_block,
-    input_device,
     input_groups,
-    module_device,
 )
 
 logger = logging.getLogger(__name__)
@@ -296,9 +294,7 @@ __all__ = [
     "collect_dense_norms",
     "collect_sink_weights",
     "estimate_memory",
-    "input_device",
     "input_groups",
-    "module_device",
     "noised_samples",
     "run_method",
     "run_sequential",

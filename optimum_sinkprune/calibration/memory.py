@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from ..adapters.base import ModelAdapter
+from ..offload import module_device
 from ..registry import get_method
 from .noise import NoiseSchedule
-from .pipeline import PROBE_CHUNK_BYTES, groups_by_block, input_groups, module_device
+from .pipeline import PROBE_CHUNK_BYTES, groups_by_block, input_groups
 
 
 @dataclass

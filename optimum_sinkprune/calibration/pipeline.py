@@ -274,10 +274,8 @@ __all__ = [
     "check_block_placement",
     "clean_inputs",
     "groups_by_block",
-    "input_device",
     "input_groups",
     "locate",
-    "module_device",
     "observer_hooks",
     "probe_chunk",
 ]
