@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .modeling_sparse_storage import sparse_checkpoint
@@ -283,3 +284,19 @@ class SelfContainedSaveMixin:
         model = super().from_pretrained(None, *args, config=config, state_dict=state_dict, **rest)
         model.config._name_or_path = str(pretrained_model_name_or_path)
         return model
+
+
+class DLMPreTrainedModel(SelfContainedSaveMixin, PreTrainedModel):
+    """What the pretrained bases of the DLM families share: the self-contained save, sdpa and the attention
+    interface, the trunk under `model`, and `init_dlm_weights` with the std the config names.
+
+    Subclasses set `config_class`, `_no_split_modules`, `_remote_code_class` and `_init_std_attribute` (the config
+    attribute holding the initialisation std: `initializer_range` in transformers' configs, `init_std` in LLaDA's)."""
+
+    base_model_prefix = "model"
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _init_std_attribute: str = "initializer_range"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_dlm_weights(module, getattr(self.config, self._init_std_attribute))

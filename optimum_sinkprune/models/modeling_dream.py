@@ -9,21 +9,11 @@ calibration); this class returns the raw logits exactly as the Hub's remote code
 from __future__ import annotations
 
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin
 
 from .configuration_dream import DreamConfig
-from .modeling_dlm_utils import (
-    DLMAttentionBase,
-    DLMRMSNorm,
-    MaskedDiffusionLMMixin,
-    SelfContainedSaveMixin,
-    attention_function,
-    check_input_length,
-    embed_inputs,
-    init_dlm_weights,
-    run_blocks,
-    sequence_cos_sin,
-)
+from .modeling_dlm_utils import (DLMAttentionBase, DLMPreTrainedModel, DLMRMSNorm, MaskedDiffusionLMMixin,
+                                 attention_function, check_input_length, embed_inputs, run_blocks, sequence_cos_sin)
 
 
 class DreamAttention(DLMAttentionBase):
@@ -68,17 +58,11 @@ class DreamDecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class DreamPreTrainedModel(SelfContainedSaveMixin, PreTrainedModel):
+class DreamPreTrainedModel(DLMPreTrainedModel):
     _remote_code_class = "modeling_dream.DreamModel"
     config_class = DreamConfig
     config: DreamConfig
-    base_model_prefix = "model"
     _no_split_modules = ["DreamDecoderLayer"]
-    _supports_sdpa = True
-    _supports_attention_backend = True
-
-    def _init_weights(self, module: nn.Module) -> None:
-        init_dlm_weights(module, self.config.initializer_range)
 
 
 class DreamBaseModel(DreamPreTrainedModel):

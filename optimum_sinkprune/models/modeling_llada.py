@@ -14,21 +14,11 @@ import math
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin
 
 from .configuration_llada import LLaDAConfig
-from .modeling_dlm_utils import (
-    DLMAttentionBase,
-    DLMRMSNorm,
-    MaskedDiffusionLMMixin,
-    SelfContainedSaveMixin,
-    attention_function,
-    check_input_length,
-    embed_inputs,
-    init_dlm_weights,
-    run_blocks,
-    sequence_cos_sin,
-)
+from .modeling_dlm_utils import (DLMAttentionBase, DLMPreTrainedModel, DLMRMSNorm, MaskedDiffusionLMMixin,
+                                 attention_function, check_input_length, embed_inputs, run_blocks, sequence_cos_sin)
 
 
 class LLaDALlamaBlock(DLMAttentionBase):
@@ -113,18 +103,13 @@ class LLaDAModel(nn.Module):
         return logits, hidden
 
 
-class LLaDAPreTrainedModel(SelfContainedSaveMixin, PreTrainedModel):
+class LLaDAPreTrainedModel(DLMPreTrainedModel):
     _remote_code_class = "modeling_llada.LLaDAModelLM"
     config_class = LLaDAConfig
     config: LLaDAConfig
-    base_model_prefix = "model"
     supports_gradient_checkpointing = False
     _no_split_modules = ["LLaDALlamaBlock"]
-    _supports_sdpa = True
-    _supports_attention_backend = True
-
-    def _init_weights(self, module: nn.Module) -> None:
-        init_dlm_weights(module, self.config.init_std)
+    _init_std_attribute = "init_std"
 
 
 class LLaDAModelLM(MaskedDiffusionLMMixin, LLaDAPreTrainedModel, GenerationMixin):
