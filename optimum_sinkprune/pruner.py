@@ -431,7 +431,7 @@ class SinkAwarePruner(WeightEditor):
     def push_to_hub(self, repo_id: str, *, save_directory: str | os.PathLike | None = None, **push_kwargs) -> str:
         """Save (atomically, with the model card) and push to the Hub via
         `optimum_sinkprune.hub.push.push_pruned_model`; `push_kwargs`: `private`, `token`, `revision`, `create_pr`,
-        `commit_message`, `endpoint`, `max_retries`, and card arguments such as `reproduce_command`.
+        `commit_message`, `endpoint`, `max_retries`, `timeout`, and card arguments such as `reproduce_command`.
 
         Returns:
             the URL of the commit.

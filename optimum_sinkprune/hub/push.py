@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -435,20 +436,19 @@ def push_to_hub(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _split_push_options(kwargs: dict) -> dict:
+    """Pop `push_to_hub`'s keyword-only options out of `kwargs`, filled with its defaults, so that its signature
+    is the one list of push options."""
+    params = inspect.signature(push_to_hub).parameters.values()
+    return {p.name: kwargs.pop(p.name, p.default) for p in params if p.kind is p.KEYWORD_ONLY}
+
+
 def push_pruned_model(
     model,
     repo_id: str,
     *,
     save_directory: str | os.PathLike | None = None,
-    private: bool = False,
-    token: str | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-    commit_message: str | None = None,
-    endpoint: str | None = None,
-    max_retries: int = 3,
-    timeout: float | tuple[float, float] | None = None,
-    **save_kwargs,
+    **kwargs,
 ) -> str:
     r"""Save a pruned model with [`save_pruned_model`] and push the folder with [`push_to_hub`] (what
     `SinkAwarePruner.push_to_hub` does).
@@ -461,29 +461,29 @@ def push_pruned_model(
         model (`nn.Module`): the pruned model.
         repo_id (`str`): `namespace/name` on the Hub.
         save_directory (`str` or `os.PathLike`, *optional*): where to save first (kept).
-        private, token, revision, create_pr, commit_message, endpoint, max_retries, timeout: as in
-            [`push_to_hub`].
-        save_kwargs: keyword arguments of [`save_pruned_model`] (`pruning_config` is required).
+        kwargs: the keyword options of [`push_to_hub`] (`private`, `token`, `revision`, `create_pr`,
+            `commit_message`, `endpoint`, `max_retries`, `timeout`, with its defaults); every other keyword goes to
+            [`save_pruned_model`] (`pruning_config` is required).
 
     Returns:
         `str`: the URL of the commit.
     """
     from .save import save_pruned_model
 
+    options = _split_push_options(kwargs)
     validate_repo_id(repo_id)
-    _check_push_options(max_retries=max_retries, timeout=timeout, commit_message=commit_message, token=token)
+    _check_push_options(**{k: options[k] for k in ("max_retries", "timeout", "commit_message", "token")})
     scratch = None
     if save_directory is None:
         scratch = Path(tempfile.mkdtemp(prefix="sinkprune-push-"))
         save_directory = scratch / repo_id.split("/")[1]
     try:
-        folder = save_pruned_model(model, save_directory, **save_kwargs)
+        folder = save_pruned_model(model, save_directory, **kwargs)
     except BaseException:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         raise
-    url = push_to_hub(folder, repo_id, private=private, token=token, revision=revision, create_pr=create_pr,
-                      commit_message=commit_message, endpoint=endpoint, max_retries=max_retries, timeout=timeout)
+    url = push_to_hub(folder, repo_id, **options)
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     return url
