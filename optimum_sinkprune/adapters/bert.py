@@ -26,6 +26,7 @@ masked [CLS]/[SEP] in pretraining.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -36,6 +37,24 @@ from .surgery import linear_like, sliced_linear, zero_linear_
 
 class MissingMLMHeadError(UnsupportedModelError):
     """Raised for a BERT-family model (or checkpoint) without its masked-LM head."""
+
+
+@dataclass(frozen=True)
+class MaskedLMHead:
+    """Where a family keeps its masked-LM head, and how to add one that is missing.
+
+    Args:
+        path (`str`): the head's module path in the masked-LM model; its presence tells a masked LM from an encoder
+            without one.
+        description (`str`): what the head is, for the error that names a missing one.
+        base_model_attribute (`str`): the encoder's attribute on the masked-LM model.
+        model_class (`str`): the transformers class to load the checkpoint with.
+    """
+
+    path: str
+    description: str
+    base_model_attribute: str
+    model_class: str
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -157,18 +176,17 @@ class _MaskedLMAdapter(ModelAdapter):
     mlp_width_attributes = ()
     # Norm placement: "post" (LayerNorm(x + sublayer(x)), BERT/RoBERTa) or "pre" (ModernBERT).
     norm_placement = "pre"
-    mlp_gated = True
     # Native config classes validate their global shape fields, so per-layer MLP widths go into this extra key,
     # read by the native-class reload patch (optimum_sinkprune.models.pruned_loading).
     mlp_widths_key = "intermediate_sizes"
     # the native classes read that record only through the module replacements (see `ModelAdapter`)
     needs_pruned_loading = True
-    # The masked-LM head, relative to the model (its presence tells a masked LM from an encoder without one), the
-    # encoder's attribute on the head model, and the class to load the checkpoint with.
-    mlm_head_path = ""
-    mlm_head_description = ""
-    base_model_attribute = ""
-    masked_lm_class = ""
+    mlm_head: MaskedLMHead
+
+    @property
+    def mlp_gated(self) -> bool:
+        """Whether the MLP is gated (`act(gate x) * up x`) rather than `act(up x)`."""
+        return "gate" in self.layout.projections
 
     @classmethod
     def _tree_matches(cls, model: nn.Module) -> bool:
@@ -184,7 +202,7 @@ class _MaskedLMAdapter(ModelAdapter):
     @classmethod
     def _has_mlm_head(cls, model: nn.Module) -> bool:
         try:
-            model.get_submodule(cls.mlm_head_path)
+            model.get_submodule(cls.mlm_head.path)
         except AttributeError:
             return False
         return True
@@ -192,11 +210,12 @@ class _MaskedLMAdapter(ModelAdapter):
     @classmethod
     def missing_head_message(cls, what: str) -> str:
         """The error text for `what` (a class name or checkpoint) lacking the masked-LM head."""
+        head = cls.mlm_head
         return (
-            f"{what} has no masked-LM head: `{cls.mlm_head_path}` ({cls.mlm_head_description}) is missing, and a "
+            f"{what} has no masked-LM head: `{head.path}` ({head.description}) is missing, and a "
             f"masked-diffusion LM needs it to predict the masked tokens. Add one: load the checkpoint with "
-            f"AutoModelForMaskedLM (it builds {cls.masked_lm_class} and initialises the missing head), or build "
-            f"{cls.masked_lm_class}(config) and load the encoder weights into its `{cls.base_model_attribute}`; "
+            f"AutoModelForMaskedLM (it builds {head.model_class} and initialises the missing head), or build "
+            f"{head.model_class}(config) and load the encoder weights into its `{head.base_model_attribute}`; "
             f"then train the head (e.g. masked-token loss at t ~ U(0, 1)) before pruning or sampling"
         )
 
@@ -207,13 +226,19 @@ class _MaskedLMAdapter(ModelAdapter):
         Raises:
             `MissingMLMHeadError`: a key of the head is among `missing_keys`.
         """
-        prefix = self.mlm_head_path + "."
+        prefix = self.mlm_head.path + "."
         missing = sorted(k for k in missing_keys or () if k.startswith(prefix))
         if missing:
             raise MissingMLMHeadError(
                 self.missing_head_message(f"the checkpoint of {type(model).__name__}")
                 + f" (freshly initialised, not in the checkpoint: {missing[:4]}{' ...' if len(missing) > 4 else ''})"
             )
+
+    @classmethod
+    def known_names(cls) -> dict[str, str]:
+        out = super().known_names()
+        out[cls.mlm_head.path] = "matches(model) / check_loaded_head(model, missing_keys)"
+        return out
 
     def framing_token_ids(self, model: nn.Module, tokenizer=None) -> tuple[int, int]:
         """The ([CLS], [SEP]) ids that open and close a sequence (RoBERTa: <s>, </s>): the tokenizer's
@@ -329,13 +354,13 @@ class BertAdapter(_MaskedLMAdapter):
     blocks_path = "bert.encoder.layer"
     layout = BERT_LAYOUT
     norm_placement = "post"
-    mlp_gated = False
     head_count_attributes = (("num_attention_heads", "heads"),)
     head_width_attribute = "all_head_size"  # heads · head size, kept in step with the head count
-    mlm_head_path = "cls.predictions"
-    mlm_head_description = "BertOnlyMLMHead: dense + GELU + LayerNorm, decoder tied to the word embeddings"
-    base_model_attribute = "bert"
-    masked_lm_class = "BertForMaskedLM"
+    mlm_head = MaskedLMHead(
+        path="cls.predictions",
+        description="BertOnlyMLMHead: dense + GELU + LayerNorm, decoder tied to the word embeddings",
+        base_model_attribute="bert", model_class="BertForMaskedLM",
+    )
 
     def set_head_count(self, block: nn.Module, n_heads: int, n_kv_heads: int) -> None:
         super().set_head_count(block, n_heads, n_kv_heads)
@@ -382,7 +407,6 @@ class BertAdapter(_MaskedLMAdapter):
     def known_names(cls) -> dict[str, str]:
         out = super().known_names()
         out[cls.head_width_attribute] = "set_head_count(block, n_heads, n_kv_heads)"
-        out[cls.mlm_head_path] = "matches(model) / check_loaded_head(model, missing_keys)"
         return out
 
 
@@ -392,10 +416,11 @@ class RobertaAdapter(BertAdapter):
     name = "roberta"
     model_types = ("roberta",)
     blocks_path = "roberta.encoder.layer"
-    mlm_head_path = "lm_head"
-    mlm_head_description = "RobertaLMHead: dense + GELU + LayerNorm, decoder tied to the word embeddings"
-    base_model_attribute = "roberta"
-    masked_lm_class = "RobertaForMaskedLM"
+    mlm_head = MaskedLMHead(
+        path="lm_head",
+        description="RobertaLMHead: dense + GELU + LayerNorm, decoder tied to the word embeddings",
+        base_model_attribute="roberta", model_class="RobertaForMaskedLM",
+    )
 
     def max_length(self, model: nn.Module) -> int:
         # RoBERTa numbers positions from padding_idx + 1, so that many embeddings are never used
@@ -436,13 +461,12 @@ class ModernBertAdapter(_MaskedLMAdapter):
     model_types = ("modernbert",)
     blocks_path = "model.layers"
     layout = MODERNBERT_LAYOUT
-    norm_placement = "pre"
-    mlp_gated = True
     head_count_attributes = ()  # the attention infers its head count from Wqkv's shape
-    mlm_head_path = "head"
-    mlm_head_description = "ModernBertPredictionHead (dense + activation + LayerNorm) followed by `decoder`"
-    base_model_attribute = "model"
-    masked_lm_class = "ModernBertForMaskedLM"
+    mlm_head = MaskedLMHead(
+        path="head",
+        description="ModernBertPredictionHead (dense + activation + LayerNorm) followed by `decoder`",
+        base_model_attribute="model", model_class="ModernBertForMaskedLM",
+    )
 
     @classmethod
     def _has_mlm_head(cls, model: nn.Module) -> bool:
@@ -624,7 +648,6 @@ class ModernBertAdapter(_MaskedLMAdapter):
         out = super().known_names()
         out["rotary_emb"] = "rotary_cos_sin(model, position_ids, dtype)"
         out["layer_types"] = "layer_types(model)"
-        out[cls.mlm_head_path] = "matches(model) / check_loaded_head(model, missing_keys)"
         return out
 
 
@@ -632,6 +655,7 @@ __all__ = [
     "BERT_LAYOUT",
     "MODERNBERT_LAYOUT",
     "BertAdapter",
+    "MaskedLMHead",
     "MissingMLMHeadError",
     "ModernBertAdapter",
     "PackedRows",

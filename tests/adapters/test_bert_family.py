@@ -116,11 +116,11 @@ def test_a_model_without_mlm_head_is_refused_with_the_missing_head_named(build):
 
     family = {"Bert": "bert", "Roberta": "roberta", "ModernBert": "modernbert"}[build.split("Model")[0].split("For")[0]]
     model = getattr(transformers, build)(tiny_config(family))
-    head = ADAPTERS[family].mlm_head_path
+    head = ADAPTERS[family].mlm_head.path
     with pytest.raises(MissingMLMHeadError, match="has no masked-LM head") as info:
         get_adapter(model)
     assert f"`{head}`" in str(info.value) and "AutoModelForMaskedLM" in str(info.value)
-    assert ADAPTERS[family].masked_lm_class in str(info.value)
+    assert ADAPTERS[family].mlm_head.model_class in str(info.value)
 
 
 def test_a_checkpoint_without_mlm_head_is_refused_after_loading(tmp_path):
