@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -47,6 +47,7 @@ from .quantized import (  # noqa: F401 (public here too)
     quantized_packed_tensors,
     store_scales,
 )
+from .records import DictRecord
 from .registry import get_method
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ QUANTIZATION_METHODS = MappingProxyType({
 
 
 @dataclass
-class QuantizationConfig:
+class QuantizationConfig(DictRecord):
     """Weight-only integer quantization of the block linears.
 
     Args:
@@ -114,9 +115,6 @@ class QuantizationConfig:
             seq_len=self.seq_len, seed=self.seed, batch_size=self.batch_size, block_size=self.block_size,
             dampening=self.dampening, targets=self.targets, ignore=list(self.ignore))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuantizationConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
@@ -126,7 +124,7 @@ class QuantizationConfig:
 
 
 @dataclass
-class QuantizationReport:
+class QuantizationReport(DictRecord):
     """What a quantization run did.
 
     Attributes:
@@ -150,9 +148,6 @@ class QuantizationReport:
     calibration: dict[str, Any] = field(default_factory=dict)
     sink: dict[str, Any] | None = None
     wall_time_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SinkAwareQuantizer(WeightEditor):

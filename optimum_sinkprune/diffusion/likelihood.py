@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..offload import input_device
+from ..records import DictRecord
 from .forward_process import forward_process
 
 
@@ -150,7 +151,7 @@ def stratified_times(draws: int, generator: torch.Generator | None = None) -> to
 
 
 @dataclass
-class LikelihoodResult:
+class LikelihoodResult(DictRecord):
     """ELBO results over a set of sequences.
 
     Attributes:
@@ -170,9 +171,6 @@ class LikelihoodResult:
     num_tokens: int
     mc_num: int
     num_sequences: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @torch.no_grad()
@@ -283,7 +281,7 @@ def elbo_perplexity(model: nn.Module, input_ids: torch.LongTensor, **kwargs) -> 
 
 
 @dataclass
-class ContinuationLikelihood:
+class ContinuationLikelihood(DictRecord):
     """One continuation scored by a family's official estimator.
 
     Attributes:
@@ -303,9 +301,6 @@ class ContinuationLikelihood:
     mc_num: int
     batch_size: int
     protocol: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _draw_official_masks(

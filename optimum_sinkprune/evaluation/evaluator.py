@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..records import DictRecord
 from ..validation import check_int_fields, int_field
 from . import metrics
 from .data import GenerationPrompt, build_eval_sequences, build_generation_prompts
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class EvaluationSettings:
+class EvaluationSettings(DictRecord):
     """How much to evaluate (more = less noise, more time).
 
     Args:
@@ -62,9 +63,6 @@ class EvaluationSettings:
             raise ValueError(f"block_length={self.block_length} must be >= 1 and divide gen_length={self.gen_length}")
         if self.speed_batch > self.num_prompts:
             raise ValueError(f"speed_batch={self.speed_batch} must be <= num_prompts={self.num_prompts}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def mean_and_std_err(values: list[float]) -> tuple[float, float]:

@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,12 +23,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..offload import input_device
+from ..records import DictRecord
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SpeedResult:
+class SpeedResult(DictRecord):
     """Speed of one model.
 
     Attributes:
@@ -56,9 +57,6 @@ class SpeedResult:
     device: str
     spread: float = 0.0
     noisy: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def model_device(model: nn.Module) -> torch.device:
