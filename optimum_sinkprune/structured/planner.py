@@ -73,6 +73,21 @@ def validate_budget_args(target_param_reduction, head_ratio, mlp_ratio) -> None:
     check_budget_removes_something(target_param_reduction, head_ratio, mlp_ratio)
 
 
+def _reachable_target(target_param_reduction: float, block_params: int, *, most: int, channel_cost: int) -> int:
+    """round(target_param_reduction · block_params), the parameters to remove; `most` is what the capacities allow
+    (a target within half a channel of it is met by rounding).
+
+    Raises:
+        `ValueError`: the target is more than the capacities allow.
+    """
+    target = round(target_param_reduction * block_params)
+    if target > most + channel_cost / 2:
+        raise ValueError(
+            f"target_param_reduction={target_param_reduction} asks for {target} of {block_params} block parameters, "
+            f"but at most {most} can be removed while keeping min_heads_per_layer heads and one MLP channel per layer"
+        )
+    return target
+
 def solve_budget(
     *,
     block_params: int,
@@ -101,13 +116,9 @@ def solve_budget(
                 f"{head_units_capacity} can go while keeping min_heads_per_layer heads in every layer"
             )
         return Budget(heads, min(channels, channels_capacity), None)
-    target = round(target_param_reduction * block_params)
-    most = head_units_capacity * costs.head_unit + channels_capacity * costs.channel
-    if target > most + costs.channel / 2:
-        raise ValueError(
-            f"target_param_reduction={target_param_reduction} asks for {target} of {block_params} block parameters, "
-            f"but at most {most} can be removed while keeping min_heads_per_layer heads and one MLP channel per layer"
-        )
+    target = _reachable_target(target_param_reduction, block_params,
+                               most=head_units_capacity * costs.head_unit + channels_capacity * costs.channel,
+                               channel_cost=costs.channel)
     attention = head_units_present * costs.head_unit
     mlp = channels_present * costs.channel
     fraction = target / max(attention + mlp, 1)
@@ -253,14 +264,9 @@ def solve_layered_budget(
                             channels_capacity=channels_capacity, costs=UnitCosts(1, channel_cost),
                             head_ratio=head_ratio, mlp_ratio=mlp_ratio)
         return LayeredBudget(base.head_units, None, base.channels, None, channel_cost, channels_capacity)
-    target = round(target_param_reduction * block_params)
     attention_capacity = sum(u * c for u, c in zip(head_units_capacity, unit_costs))
-    most = attention_capacity + channels_capacity * channel_cost
-    if target > most + channel_cost / 2:
-        raise ValueError(
-            f"target_param_reduction={target_param_reduction} asks for {target} of {block_params} block parameters, "
-            f"but at most {most} can be removed while keeping min_heads_per_layer heads and one MLP channel per layer"
-        )
+    target = _reachable_target(target_param_reduction, block_params,
+                               most=attention_capacity + channels_capacity * channel_cost, channel_cost=channel_cost)
     # layers that cannot lose a unit (min_heads_per_layer) are left out of A: their share would fall on the others
     attention = sum(u * c for u, c, cap in zip(head_units_present, unit_costs, head_units_capacity) if cap > 0)
     mlp = channels_present * channel_cost
