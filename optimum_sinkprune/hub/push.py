@@ -334,9 +334,9 @@ def _push_once(api: HfApi, folder: Path, repo_id: str, *, private, revision, cre
     return info.commit_url
 
 
-def _check_push_options(*, max_retries, timeout, commit_message, token) -> tuple[tuple[float, float], str]:
-    """The checks of `push_to_hub`'s options that need neither the folder nor the network; returns the
-    `(connect, read)` timeouts and the token."""
+def _check_push_options(*, max_retries, timeout, commit_message, token, **_) -> tuple[tuple[float, float], str]:
+    """The checks of `push_to_hub`'s options that need neither the folder nor the network (the other options need
+    none); returns the `(connect, read)` timeouts and the token."""
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
     timeouts = resolve_timeout(timeout)
@@ -472,7 +472,7 @@ def push_pruned_model(
 
     options = _split_push_options(kwargs)
     validate_repo_id(repo_id)
-    _check_push_options(**{k: options[k] for k in ("max_retries", "timeout", "commit_message", "token")})
+    _check_push_options(**options)
     scratch = None
     if save_directory is None:
         scratch = Path(tempfile.mkdtemp(prefix="sinkprune-push-"))

@@ -88,6 +88,7 @@ def _reachable_target(target_param_reduction: float, block_params: int, *, most:
         )
     return target
 
+
 def solve_budget(
     *,
     block_params: int,
